@@ -1,0 +1,3 @@
+from medbot.cli import main
+
+main()

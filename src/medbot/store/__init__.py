@@ -1,0 +1,1 @@
+"""Persistence of dose cycles, the outbox and processed inbound messages."""
