@@ -1,0 +1,200 @@
+"""The outbox dispatcher: hands committed messages to the transport until each is delivered.
+
+A message reaches the dispatcher only after the store transaction that added it to the
+outbox has returned. Each send attempt is counted in the store before the send, and the
+message is marked delivered after the transport accepted it, so a restart can tell which
+messages might already be out (see ``resume_pending``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from medbot.core.models import OutgoingMessage
+from medbot.errors import TransportError, TransportFatal
+from medbot.runtime.clock import Clock
+from medbot.store.base import Store
+from medbot.transports.base import Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Capped, jittered exponential back-off between delivery rounds, in real seconds."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+
+    def delay(self, round_number: int) -> float:
+        """Return the pause before retry round ``round_number`` (1 for the first retry).
+
+        The result is drawn from [half, all] of the capped exponential value, so many
+        bots that lost the same server do not come back in step.
+        """
+        capped = min(self.maximum, self.initial * self.factor ** (round_number - 1))
+        return random.uniform(capped / 2, capped)
+
+
+class Dispatcher:
+    """Sends outbox messages with bounded concurrency, in order per recipient."""
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        clock: Clock,
+        *,
+        retry: RetryPolicy | None = None,
+        max_in_flight: int = 64,
+        batch_size: int = 500,
+        on_fatal: Callable[[TransportFatal], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._transport = transport
+        self._clock = clock
+        self._retry = retry or RetryPolicy()
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._batch_size = batch_size
+        self._on_fatal = on_fatal
+        self._queue: deque[OutgoingMessage] = deque()
+        self._queued_ids: set[str] = set()
+        self._ready = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.delivered_count = 0
+
+    def enqueue(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Queue committed messages; an id that is already queued is skipped."""
+        for message in messages:
+            if message.message_id in self._queued_ids:
+                continue
+            self._queued_ids.add(message.message_id)
+            self._queue.append(message)
+        if self._queue:
+            self._idle.clear()
+            self._ready.set()
+
+    async def resume_pending(self) -> None:
+        """Queue the undelivered outbox left by an earlier run.
+
+        A message whose send was attempted but never confirmed is first checked with
+        ``Transport.was_delivered``, so it is not sent twice when the network has it.
+        """
+        entries = await self._store.pending_outbox()
+        confirmed: list[str] = []
+        resend: list[OutgoingMessage] = []
+        for entry in entries:
+            if entry.attempts > 0 and await self._transport.was_delivered(entry.message):
+                confirmed.append(entry.message.message_id)
+            else:
+                resend.append(entry.message)
+        if confirmed:
+            await self._store.mark_delivered(confirmed, self._clock.now())
+        log.info(
+            "outbox: %d pending message(s) queued, %d found already delivered",
+            len(resend),
+            len(confirmed),
+        )
+        self.enqueue(resend)
+
+    async def wait_idle(self) -> None:
+        """Wait until every queued message has been delivered."""
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        """Deliver queued messages until cancelled or a TransportFatal error stops it."""
+        failures = 0
+        while True:
+            if not self._queue:
+                self._idle.set()
+                self._ready.clear()
+                await self._ready.wait()
+            batch = self._take_batch()
+            failed = await self._deliver(batch)
+            if not failed:
+                failures = 0
+                continue
+            failures += 1
+            self._requeue_front(failed)
+            await self._pause_before_retry(failures, failed)
+
+    def _take_batch(self) -> list[OutgoingMessage]:
+        count = min(self._batch_size, len(self._queue))
+        return [self._queue.popleft() for _ in range(count)]
+
+    def _requeue_front(self, failed: list[OutgoingMessage]) -> None:
+        self._queue.extendleft(reversed(failed))
+
+    async def _pause_before_retry(self, round_number: int, failed: list[OutgoingMessage]) -> None:
+        delay = self._retry.delay(round_number)
+        log.warning(
+            "delivery failed for %d message(s), first %s; retry round %d in %.1f s",
+            len(failed),
+            failed[0].message_id,
+            round_number,
+            delay,
+        )
+        await asyncio.sleep(delay)
+
+    async def _deliver(self, batch: list[OutgoingMessage]) -> list[OutgoingMessage]:
+        """Send one batch and return the messages that failed, in their original order."""
+        await self._store.mark_attempted([m.message_id for m in batch], self._clock.now())
+        by_recipient: dict[str, list[OutgoingMessage]] = defaultdict(list)
+        for message in batch:
+            by_recipient[message.recipient].append(message)
+        results = await asyncio.gather(
+            *(self._send_in_order(messages) for messages in by_recipient.values())
+        )
+        delivered = [m for sent, _ in results for m in sent]
+        if delivered:
+            await self._store.mark_delivered([m.message_id for m in delivered], self._clock.now())
+        for message in delivered:
+            self._queued_ids.discard(message.message_id)
+        self.delivered_count += len(delivered)
+        failed_ids = {m.message_id for _, unsent in results for m in unsent}
+        return [m for m in batch if m.message_id in failed_ids]
+
+    async def _send_in_order(
+        self, messages: list[OutgoingMessage]
+    ) -> tuple[list[OutgoingMessage], list[OutgoingMessage]]:
+        """Send one recipient's messages in order; stop at the first failure.
+
+        Returns the sent messages and the unsent rest, so a later message never
+        overtakes an earlier one that failed.
+        """
+        async with self._in_flight:
+            for index, message in enumerate(messages):
+                if not await self._send_one(message):
+                    return messages[:index], messages[index:]
+        return messages, []
+
+    async def _send_one(self, message: OutgoingMessage) -> bool:
+        try:
+            await self._transport.send(message)
+        except TransportFatal as error:
+            log.error("sending %s failed and cannot be retried: %s", message.message_id, error)
+            if self._on_fatal is not None:
+                self._on_fatal(error)
+            return False
+        except TransportError as error:
+            log.debug("sending %s failed: %s", message.message_id, error)
+            return False
+        log.info("sent %s for dose %s", _message_suffix(message), _dose_id(message))
+        return True
+
+
+def _dose_id(message: OutgoingMessage) -> str:
+    dose_id, _, _ = message.message_id.rpartition("/")
+    return dose_id or message.message_id
+
+
+def _message_suffix(message: OutgoingMessage) -> str:
+    _, _, suffix = message.message_id.rpartition("/")
+    return suffix
