@@ -1,0 +1,136 @@
+"""Schema of the SQLite store: the migration steps and the SQL statements that use them.
+
+``PRAGMA user_version`` holds the number of migration steps applied. Step n (1-based)
+moves a database from version n - 1 to version n. Steps are only ever appended: a step
+that has shipped is never edited, because databases in the field have already run it.
+
+Every datetime column holds integer microseconds since 1970-01-01T00:00:00Z, so values
+compare and sort as numbers and round-trip exactly.
+"""
+
+from __future__ import annotations
+
+from medbot.core.models import Phase
+
+# Written to the database header by the first step ("medb" in ASCII), so that open()
+# can tell a medbot database from another program's SQLite file.
+APPLICATION_ID = 0x6D656462
+
+_PHASES = ", ".join(f"'{phase.value}'" for phase in Phase)
+_OPEN_PHASES = ", ".join(f"'{phase.value}'" for phase in Phase if phase.is_open)
+
+_STEP_1 = (
+    f"""
+    CREATE TABLE cycles (
+        dose_id        TEXT PRIMARY KEY,
+        patient_id     TEXT NOT NULL,
+        medication_id  TEXT NOT NULL,
+        due_at         INTEGER NOT NULL,
+        phase          TEXT NOT NULL CHECK (phase IN ({_PHASES})),
+        asks_sent      INTEGER NOT NULL CHECK (asks_sent >= 0),
+        next_at        INTEGER,
+        first_asked_at INTEGER,
+        last_asked_at  INTEGER,
+        hinted         INTEGER NOT NULL CHECK (hinted IN (0, 1)),
+        last_phrase    INTEGER,
+        answered_at    INTEGER,
+        closed_at      INTEGER
+    ) WITHOUT ROWID
+    """,
+    "CREATE UNIQUE INDEX cycles_by_medication ON cycles (patient_id, medication_id, due_at)",
+    "CREATE INDEX cycles_by_due ON cycles (due_at)",
+    f"CREATE INDEX cycles_open ON cycles (next_at) WHERE phase IN ({_OPEN_PHASES})",
+    """
+    CREATE TABLE outbox (
+        message_id       TEXT PRIMARY KEY,
+        patient_id       TEXT NOT NULL,
+        recipient        TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        body             TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        first_attempt_at INTEGER,
+        delivered_at     INTEGER
+    )
+    """,
+    # Entries leave this partial index when delivered, so it stays as small as the
+    # backlog. Its implicit rowid column breaks ties in insertion order.
+    "CREATE INDEX outbox_undelivered ON outbox (created_at) WHERE delivered_at IS NULL",
+    """
+    CREATE TABLE inbound (
+        inbound_id   TEXT PRIMARY KEY,
+        processed_at INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+    f"PRAGMA application_id = {APPLICATION_ID}",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_STEP_1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# --- Statements --------------------------------------------------------------------------
+
+CYCLE_COLUMNS = (
+    "dose_id, patient_id, medication_id, due_at, phase, asks_sent, next_at,"
+    " first_asked_at, last_asked_at, hinted, last_phrase, answered_at, closed_at"
+)
+UPSERT_CYCLE = f"""
+    INSERT INTO cycles ({CYCLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (dose_id) DO UPDATE SET
+        phase = excluded.phase,
+        asks_sent = excluded.asks_sent,
+        next_at = excluded.next_at,
+        first_asked_at = excluded.first_asked_at,
+        last_asked_at = excluded.last_asked_at,
+        hinted = excluded.hinted,
+        last_phrase = excluded.last_phrase,
+        answered_at = excluded.answered_at,
+        closed_at = excluded.closed_at
+"""
+SELECT_CYCLES = f"SELECT {CYCLE_COLUMNS} FROM cycles"
+SELECT_OPEN_CYCLES = f"{SELECT_CYCLES} WHERE phase IN ({_OPEN_PHASES}) ORDER BY next_at, dose_id"
+SELECT_CYCLE = f"{SELECT_CYCLES} WHERE dose_id = ?"
+SELECT_LAST_DUE = "SELECT max(due_at) FROM cycles WHERE patient_id = ? AND medication_id = ?"
+SELECT_HISTORY = f"{SELECT_CYCLES} WHERE due_at >= ? AND due_at < ? ORDER BY due_at, dose_id"
+SELECT_PATIENT_HISTORY = (
+    f"{SELECT_CYCLES} WHERE patient_id = ? AND due_at >= ? AND due_at < ?"
+    " ORDER BY due_at, dose_id"
+)
+
+# ON CONFLICT DO NOTHING targets only the key, unlike INSERT OR IGNORE, which would
+# also drop rows that break a NOT NULL or CHECK constraint without an error.
+INSERT_MESSAGE = """
+    INSERT INTO outbox (message_id, patient_id, recipient, kind, body, created_at)
+    VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (message_id) DO NOTHING
+"""
+INSERT_INBOUND = """
+    INSERT INTO inbound (inbound_id, processed_at) VALUES (?, ?)
+    ON CONFLICT (inbound_id) DO NOTHING
+"""
+SELECT_INBOUND = "SELECT 1 FROM inbound WHERE inbound_id = ?"
+
+OUTBOX_COLUMNS = (
+    "message_id, patient_id, recipient, kind, body, created_at,"
+    " attempts, first_attempt_at, delivered_at"
+)
+# LIMIT -1 means no limit in SQLite.
+SELECT_PENDING = (
+    f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE delivered_at IS NULL"
+    " ORDER BY created_at, rowid LIMIT ?"
+)
+# A half-open key range instead of LIKE, because ids may contain % and _. Every id that
+# starts with "<dose id>/" sorts at or after that prefix and before "<dose id>0", since
+# "0" is the character after "/" and the BINARY collation compares UTF-8 bytes.
+SELECT_FOR_DOSE = (
+    f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE message_id >= ? AND message_id < ?"
+    " ORDER BY created_at, rowid"
+)
+MARK_ATTEMPTED = """
+    UPDATE outbox
+    SET attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, ?)
+    WHERE message_id = ?
+"""
+MARK_DELIVERED = """
+    UPDATE outbox SET delivered_at = coalesce(delivered_at, ?) WHERE message_id = ?
+"""
