@@ -1,0 +1,1 @@
+"""Benchmarks of the medbot runtime, each run as ``python -m bench.<name>``."""
