@@ -151,6 +151,8 @@ class Cycle:
     last_asked_at: datetime | None = None
     hinted: bool = False
     last_phrase: int | None = None
+    snoozes: int = 0  # snoozes granted in this cycle; numbers the snooze acks
+    snoozed: bool = False  # the pending timer was set by a snooze, so it asks once more
     answered_at: datetime | None = None
     closed_at: datetime | None = None
 
