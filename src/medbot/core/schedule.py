@@ -42,7 +42,7 @@ def validate_schedule(schedule: DailySchedule) -> None:
         weekdays = sorted(schedule.weekdays)
         raise ValueError(f"weekdays must be 0 (Monday) to 6 (Sunday), got {weekdays}")
     if not _reachable_weekdays(schedule) & _allowed_weekdays(schedule):
-        raise ValueError("the schedule never fires because every_days never lands on one of its weekdays")
+        raise ValueError("the schedule never fires because every_days skips all its weekdays")
 
 
 def resolve_local(day: date, wall: time, zone: ZoneInfo) -> datetime:
