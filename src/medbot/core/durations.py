@@ -44,7 +44,7 @@ _ALLOWED = "an integer with a unit, such as 20m, 90s, 1h30m or 2d (units: d, h, 
 
 
 class DurationError(ValueError):
-    """Raised when a text is not a valid duration; the message says what is allowed."""
+    """Raised when a text is not a valid duration. The message shows the value and the fix."""
 
 
 def parse_duration(text: str, *, allow_zero: bool = False) -> timedelta:
