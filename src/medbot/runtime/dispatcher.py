@@ -104,6 +104,11 @@ class Dispatcher:
         )
         self.enqueue(resend)
 
+    @property
+    def idle(self) -> bool:
+        """Tell whether every queued message has been delivered."""
+        return self._idle.is_set()
+
     async def wait_idle(self) -> None:
         """Wait until every queued message has been delivered."""
         await self._idle.wait()

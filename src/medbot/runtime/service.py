@@ -97,6 +97,7 @@ class Service:
         self._by_patient: dict[str, set[str]] = defaultdict(set)
         self._latest_due: dict[MedicationKey, datetime] = {}
         self._stop_requested = asyncio.Event()
+        self._started = asyncio.Event()
         self._exit_code = EXIT_OK
         self._store_open = False
         self._transport_started = False
@@ -131,9 +132,20 @@ class Service:
         """Ask the service to stop after the commit in progress; safe from signal handlers."""
         self._stop_requested.set()
 
+    async def wait_started(self) -> None:
+        """Wait until start-up and recovery are done and the timers run."""
+        await self._started.wait()
+
     async def wait_idle(self) -> None:
         """Wait until every committed message has been handed to the transport."""
         await self._dispatcher.wait_idle()
+
+    @property
+    def busy(self) -> bool:
+        """Tell whether a commit runs, a timer is due or a message waits to be sent."""
+        earliest = self._heap.earliest()
+        due = earliest is not None and earliest <= self._clock.now()
+        return self._lock.locked() or due or not self._dispatcher.idle
 
     @property
     def open_cycles(self) -> dict[str, Cycle]:
@@ -156,6 +168,7 @@ class Service:
             await self._recover()
         await self._dispatcher.resume_pending()
         log.info("started: %d open dose(s)", len(self._cycles))
+        self._started.set()
 
     async def _materialise(self) -> None:
         result = await materialise(
