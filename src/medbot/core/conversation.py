@@ -59,8 +59,8 @@ class Guard(enum.Enum):
     BEFORE_ASK = "sent before first ask"
     SNOOZES_LEFT = "snoozes left"
     SNOOZES_USED = "snoozes used up"
-    NOT_HINTED = "first of cycle"
-    HINTED = "already answered once"
+    NOT_HINTED = "no ack or hint sent yet"
+    HINTED = "ack or hint already sent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,3 +401,31 @@ def _next_wall_time(wall: time, either_half_day: bool, patient: Patient, now: da
                 candidates.append(instant)
                 break
     return min(candidates)
+
+
+# --- Documentation views of the table ---------------------------------------------------
+
+
+def table_markdown() -> str:
+    """Render ``TRANSITIONS`` as the Markdown table shown in docs/conversation.md."""
+    lines = ["| From | Event | Guard | To | Sends |", "|---|---|---|---|---|"]
+    for row in TRANSITIONS:
+        phases = ", ".join(phase.name for phase in row.phases)
+        events = ", ".join(event.value for event in row.events)
+        lines.append(f"| {phases} | {events} | {row.guard.value} | {row.target} | {row.sends} |")
+    return "\n".join(lines)
+
+
+def diagram_mermaid() -> str:
+    """Render the rows that change the phase or send something as a Mermaid diagram."""
+    lines = ["stateDiagram-v2", "    [*] --> SCHEDULED"]
+    for row in TRANSITIONS:
+        if row.target == "same" and row.sends == "nothing":
+            continue
+        events = ", ".join(event.value for event in row.events)
+        for phase in row.phases:
+            target = phase.name if row.target == "same" else row.target
+            label = f"{events} [{row.guard.value}] / {row.sends}"
+            lines.append(f"    {phase.name} --> {target}: {label}")
+    lines.extend(f"    {phase.name} --> [*]" for phase in _CLOSED)
+    return "\n".join(lines)

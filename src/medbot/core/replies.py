@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time, timedelta
 
+from medbot.core.wording import primary_language
+
 
 class ReplyKind(enum.Enum):
     CONFIRM = "confirm"
@@ -97,7 +99,8 @@ _ENGLISH: Mapping[tuple[str, ...], _Role] = {
     **_phrases(
         _Role.NEGATION,
         "no", "n", "nope", "nah", "not", "not yet", "not now", "never", "didnt", "dont",
-        "havent", "hasnt", "i forgot", "forgot",
+        "havent", "hasnt", "i forgot", "forgot", "didnt take it", "i didnt take it",
+        "havent taken it", "i havent taken it",
     ),
 }
 
@@ -170,18 +173,13 @@ def classify(text: str, language: str) -> Reply:
         return UNKNOWN  # a question is never an answer, not even "yes?"
     tokens = _tokenize(folded)
 
-    primary = _primary_language(language)
+    primary = primary_language(language)
     other = "de" if primary == "en" else "en"
     first = _parse(tokens, _LEXICONS[primary])
     if first.kind is not ReplyKind.UNKNOWN:
         return first
     merged = {**_LEXICONS[other], **_LEXICONS[primary]}
     return _parse(tokens, merged)
-
-
-def _primary_language(language: str) -> str:
-    primary = language.replace("_", "-").split("-")[0].casefold()
-    return primary if primary in _LEXICONS else "en"
 
 
 def _tokenize(folded: str) -> list[str]:

@@ -154,13 +154,20 @@ def fill(template: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), template)
 
 
-@functools.lru_cache(maxsize=8)
-def translations(language: str) -> gettext.NullTranslations:
-    """Load the catalog for ``language`` ("de", "de-AT", "de_DE"); English when there is none."""
+def primary_language(language: str) -> str:
+    """Return the supported language of a tag ("de-AT", "de_DE", "DE"); English if none."""
     primary = language.replace("_", "-").split("-")[0].casefold()
-    if primary not in LANGUAGES:
-        primary = "en"
-    resource = resources.files("medbot").joinpath("locale", primary, "LC_MESSAGES", "medbot.mo")
+    return primary if primary in LANGUAGES else "en"
+
+
+def translations(language: str) -> gettext.NullTranslations:
+    """Return the catalog for ``language``, falling back to English."""
+    return _load_catalog(primary_language(language))
+
+
+@functools.lru_cache(maxsize=len(LANGUAGES))
+def _load_catalog(language: str) -> gettext.NullTranslations:
+    resource = resources.files("medbot").joinpath("locale", language, "LC_MESSAGES", "medbot.mo")
     with resource.open("rb") as catalog_file:
         return gettext.GNUTranslations(catalog_file)
 
