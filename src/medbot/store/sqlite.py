@@ -127,6 +127,7 @@ class SqliteStore:
         try:
             descriptor = os.open(self._path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
+            _check_writable(self._path)
             _warn_loose_modes(self._path)
             return
         except OSError as exc:
@@ -450,6 +451,24 @@ async def _rollback(connection: aiosqlite.Connection, path: Path) -> None:
 # --- Files and errors --------------------------------------------------------------------
 
 
+def _check_writable(path: Path) -> None:
+    """Raise StoreError unless this process may write the file and its directory.
+
+    SQLite would open a read-only file read-only and fail only at the first write, and
+    WAL mode must be able to create two files next to the database.
+    """
+    if not os.access(path, os.W_OK):
+        raise StoreError(
+            f"database file {path} is read-only for this user; make it writable"
+            f" (chmod u+w) or run medbot as its owner"
+        )
+    if not os.access(path.parent, os.W_OK):
+        raise StoreError(
+            f"directory {path.parent} of database {path} is read-only for this user;"
+            " make it writable, because SQLite creates the -wal and -shm files there"
+        )
+
+
 def _warn_loose_modes(path: Path) -> None:
     """Log a warning for each database file that users other than the owner can access."""
     for suffix in _SUFFIXES:
@@ -500,8 +519,10 @@ def _store_error(operation: str, path: Path, exc: BaseException) -> StoreError:
     if isinstance(exc, StoreError):
         return exc
     if isinstance(exc, sqlite3.Error):
-        code = exc.sqlite_errorcode & 0xFF
-        reason = _REASONS.get(code, f"SQLite error {exc.sqlite_errorname}: {exc}")
+        # An error raised by Python code rather than by SQLite has no error code.
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        name = getattr(exc, "sqlite_errorname", type(exc).__name__)
+        reason = _REASONS.get(code, f"SQLite error {name}: {exc}")
     else:
         reason = f"a value could not be stored ({type(exc).__name__})"
     return StoreError(f"{operation} {path} failed: {reason}")
@@ -509,7 +530,7 @@ def _store_error(operation: str, path: Path, exc: BaseException) -> StoreError:
 
 def _os_error(operation: str, path: Path, exc: OSError) -> StoreError:
     if isinstance(exc, PermissionError):
-        reason = "permission denied; make the directory writable by this user"
+        reason = "permission denied, the directory is read-only for this user; make it writable"
     elif exc.errno == errno.EROFS:
         reason = "read-only file system"
     else:
