@@ -95,7 +95,7 @@ def banner(settings: DemoSettings) -> str:
         [
             "medbot demo: you are Bob, and it is time for your long-acting insulin.",
             f"Time runs {settings.speed:g} times faster: medbot asks up to {settings.asks}"
-            f" times, every {interval} ({real:g} real seconds).",
+            f" times, every {interval} ({real:g} s of real time).",
             "Answer as Bob: yes, skip, later, snooze 10, or anything else."
             " Ctrl-D or Ctrl-C ends the demo.",
             "",
