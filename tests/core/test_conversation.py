@@ -78,18 +78,18 @@ def cycle_for(patient_id: str = "bob") -> Cycle:
     return new_cycle(DoseKey(patient_id, "insulin", DUE))
 
 
-def fire(cycle: Cycle, med: Medication, who: Patient | None = None) -> Transition:
+def fire(cycle: Cycle, med: Medication, person: Patient | None = None) -> Transition:
     """Fire the cycle's timer exactly when it is due."""
     assert cycle.next_at is not None
-    return on_timer(cycle, who or patient(), med, cycle.next_at)
+    return on_timer(cycle, person or patient(), med, cycle.next_at)
 
 
-def asking(asks: int = 3, sent: int = 1, who: Patient | None = None) -> Cycle:
+def asking(asks: int = 3, sent: int = 1, person: Patient | None = None) -> Cycle:
     """Return a cycle after ``sent`` asks, each fired on time."""
     med = medication(asks)
     cycle = cycle_for()
     for _ in range(sent):
-        cycle = fire(cycle, med, who).cycle
+        cycle = fire(cycle, med, person).cycle
     return cycle
 
 
@@ -98,10 +98,10 @@ def reply(
     answer: Reply,
     at: datetime,
     med: Medication | None = None,
-    who: Patient | None = None,
+    person: Patient | None = None,
 ) -> Transition:
     """Apply ``answer`` sent and received at ``at``."""
-    return on_reply(cycle, who or patient(), med or medication(), answer, at, at)
+    return on_reply(cycle, person or patient(), med or medication(), answer, at, at)
 
 
 def kinds(transition: Transition) -> list[MessageKind]:
@@ -156,8 +156,8 @@ def test_full_cycle_gives_up(asks: int) -> None:
 
 
 def test_give_up_alerts_caregiver() -> None:
-    who = patient(caregiver="carol@example.org")
-    result = fire(asking(asks=1, who=who), medication(1), who)
+    person = patient(caregiver="carol@example.org")
+    result = fire(asking(asks=1, person=person), medication(1), person)
     assert kinds(result) == [MessageKind.GIVE_UP, MessageKind.CAREGIVER_ALERT]
     assert result.messages[1].recipient == "carol@example.org"
     assert "20:00" in result.messages[1].body
@@ -260,8 +260,8 @@ def test_confirm_after_each_ask(sent: int) -> None:
 
 
 def test_skip_alerts_caregiver() -> None:
-    who = patient(caregiver="carol@example.org")
-    result = reply(asking(who=who), SKIP, DUE + timedelta(minutes=1), who=who)
+    person = patient(caregiver="carol@example.org")
+    result = reply(asking(person=person), SKIP, DUE + timedelta(minutes=1), person=person)
     assert result.cycle.phase is Phase.SKIPPED
     assert kinds(result) == [MessageKind.SKIP_ACK, MessageKind.CAREGIVER_ALERT]
     assert result.messages[1].recipient == "carol@example.org"
@@ -422,15 +422,15 @@ def test_custom_wording_replaces_catalog() -> None:
 
 
 def test_german_patient_german_text() -> None:
-    who = patient(language="de", name="Anna")
-    result = fire(cycle_for(), medication(), who)
+    person = patient(language="de", name="Anna")
+    result = fire(cycle_for(), medication(), person)
     assert "Anna" in result.messages[0].body
     assert re.search(r"\b(hast|ist|Zeit|dran)\b", result.messages[0].body)
 
 
 def test_german_late_ask() -> None:
-    who = patient(language="de", name="Anna")
-    result = on_timer(cycle_for(), who, medication(), DUE + timedelta(minutes=30))
+    person = patient(language="de", name="Anna")
+    result = on_timer(cycle_for(), person, medication(), DUE + timedelta(minutes=30))
     assert result.messages[0].body.startswith("Entschuldige, Anna")
     assert "20:00" in result.messages[0].body
 
@@ -488,3 +488,19 @@ def test_docs_show_table() -> None:
 
 def test_docs_show_diagram() -> None:
     assert diagram_mermaid() in DOCS.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("answer", ALL_REPLIES)
+@pytest.mark.parametrize("phase", list(Phase))
+def test_every_phase_takes_every_reply(answer: Reply, phase: Phase) -> None:
+    cycle = replace(asking(), phase=phase)
+    result = reply(cycle, answer, DUE + timedelta(minutes=1))
+    changed = phase is Phase.ASKING
+    assert (result != Transition(cycle)) is changed
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+def test_every_phase_takes_timer(phase: Phase) -> None:
+    cycle = replace(asking(), phase=phase)
+    result = on_timer(cycle, patient(), medication(), DUE + INTERVAL)
+    assert (result != Transition(cycle)) is phase.is_open

@@ -116,7 +116,7 @@ def test_fill_keeps_stray_braces() -> None:
     assert fill("{name} {unknown} {", VALUES) == "Bob {unknown} {"
 
 
-def test_mo_readable_by_gettext() -> None:
+def test_mo_has_every_entry() -> None:
     data = (LOCALE / "de" / "LC_MESSAGES" / "medbot.mo").read_bytes()
     catalog = read_mo(io.BytesIO(data))
     assert len(entries(catalog)) == sum(len(messages) for messages in CATALOG.values())

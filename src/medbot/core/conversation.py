@@ -30,7 +30,7 @@ from medbot.core.wording import Phrase, Text, render
 # bot was stopped, and the late/stale rules apply.
 STALE_GRACE = timedelta(seconds=60)
 # Delay stamps have second resolution and clocks drift a little, so a reply stamped
-# slightly before the first ask still answers it.
+# slightly before the first ask still counts as a reply to it.
 REPLY_CLOCK_SKEW = timedelta(seconds=2)
 MAX_SNOOZES = 3
 MIN_SNOOZE = timedelta(minutes=1)
@@ -233,10 +233,10 @@ def new_cycle(key: DoseKey) -> Cycle:
 def on_timer(cycle: Cycle, patient: Patient, medication: Medication, now: datetime) -> Transition:
     """Advance a cycle whose ``next_at`` has come: first ask, re-ask, or give-up.
 
-    Also handles a timer that fires late after a stop: past the late window the dose
-    closes as MISSED without a message (the runtime sends one summary instead), and at
-    most one ask goes out however many re-asks fell due while the bot was stopped.
-    A call before ``next_at``, or for a closed cycle, changes nothing.
+    Also handles a timer that fires late after a stop. Past the late window the dose
+    closes as MISSED without a message, because the runtime sends one summary instead.
+    Inside it, at most one ask goes out however many re-asks fell due while the bot was
+    stopped. A call before ``next_at``, or for a closed cycle, changes nothing.
     """
     if cycle.next_at is None or now < cycle.next_at:
         return Transition(cycle)
@@ -254,7 +254,7 @@ def on_reply(
 ) -> Transition:
     """Apply a patient's reply, sent at ``sent_at``, to the open cycle it answers.
 
-    Only an ASKING cycle changes, and only for a reply sent after its first ask; anything
+    Only an ASKING cycle changes, and only for a reply sent after its first ask. Anything
     else returns the cycle unchanged, so a reply never rewrites a past dose.
     """
     event = Event(reply.kind.value)
@@ -288,8 +288,8 @@ def snooze_target(
 ) -> datetime:
     """Return when a snoozed cycle asks next, kept between MIN_SNOOZE and MAX_SNOOZE_AHEAD.
 
-    A delay counts from ``now``; a wall time is the next such local time in the patient's
-    zone; a bare "later" means one re-ask interval.
+    A delay counts from ``now``. A wall time means the next such local time in the
+    patient's zone, and a bare "later" means one re-ask interval.
     """
     if reply.snooze_for is not None:
         target = now + reply.snooze_for

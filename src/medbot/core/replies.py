@@ -45,9 +45,9 @@ class Reply:
 
 UNKNOWN = Reply(ReplyKind.UNKNOWN)
 
-# Longer input is not a reply to "did you take it?"; capping it also caps the work.
+# Longer input is not a reply to "did you take it?", and the cap also bounds the work.
 MAX_REPLY_LENGTH = 200
-# The longest snooze delay the parser accepts; the conversation caps it further.
+# Maximum snooze delay the parser accepts. The conversation caps it further.
 MAX_SNOOZE_DELAY = timedelta(hours=24)
 
 
@@ -60,7 +60,7 @@ class _Role(enum.Enum):
 
 
 _CHECK_MARK = "✓"
-# Thumbs-up with any skin tone, the check-mark emoji and the ballot box with check; the
+# Thumbs-up with any skin tone, the check-mark emoji and the ballot box with check. The
 # trailing variation selector (U+FE0F) and skin-tone modifiers (U+1F3FB..F) are dropped.
 _CHECK_EMOJI = re.compile("(?:\U0001f44d|\u2705|\u2714|\u2611)[\U0001f3fb-\U0001f3ff\ufe0f]*")
 _APOSTROPHES = re.compile("['\u2019`\u00b4]")
@@ -307,7 +307,7 @@ def _is_small_number(token: str) -> bool:
 def _combine(segments: list[_Segment]) -> Reply:
     """Turn parsed phrases into one reply.
 
-    A negation anywhere beats a confirmation ("no yes", "not done"); a confirmation mixed
+    A negation anywhere beats a confirmation ("no yes", "not done"). A confirmation mixed
     with a skip or snooze is unclear. A skip or snooze beats a negation ("no, later").
     """
     roles = {segment.role for segment in segments} - {_Role.FILLER}
