@@ -160,6 +160,8 @@ def format_row(result: ScenarioResult) -> str:
         notes.append(f"{result.duplicates} duplicate sends")
     if result.setup_overran:
         notes.append("setup overran the window")
+    if result.error is not None:
+        notes.append(result.error)
     return row.rstrip() + (f"  ({'; '.join(notes)})" if notes else "")
 
 

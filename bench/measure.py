@@ -93,7 +93,7 @@ class ScenarioResult:
     ``setup_s`` is the time to build and schedule the whole herd, and ``lead_s`` the
     planned time from process start to the window. ``setup_overran`` is true when setup
     ended less than ``MIN_IDLE_BEFORE_WINDOW`` before the window opened, which makes the
-    lag figures meaningless.
+    lag figures meaningless. ``error`` says why the scheduler stopped before the deadline.
     """
 
     scenario: str
@@ -108,6 +108,7 @@ class ScenarioResult:
     setup_s: float
     lead_s: float
     setup_overran: bool
+    error: str | None = None
 
 
 # Setup must end this long before the window opens, so the window measures a scheduler
@@ -116,7 +117,12 @@ MIN_IDLE_BEFORE_WINDOW = timedelta(seconds=1)
 
 
 def summarise(
-    scenario: str, log: SendLog, setup_s: float, lead_s: float, setup_done: datetime
+    scenario: str,
+    log: SendLog,
+    setup_s: float,
+    lead_s: float,
+    setup_done: datetime,
+    error: str | None = None,
 ) -> ScenarioResult:
     """Turn a finished send log into the scenario's figures."""
     lags = log.lags()
@@ -134,4 +140,5 @@ def summarise(
         setup_s=setup_s,
         lead_s=lead_s,
         setup_overran=overran,
+        error=error,
     )

@@ -109,10 +109,22 @@ async def run_herd(
         setup_s = time.monotonic() - setup_started
         setup_done = datetime.now(UTC)
 
-        await wait_until(lambda: log.complete, deadline_after(plan.window_end, deadline_grace))
+        await wait_until(
+            lambda: log.complete or running.done(),
+            deadline_after(plan.window_end, deadline_grace),
+        )
+        error = _failure(running)
         service.stop()
         await running
-    return summarise(scenario, log, setup_s, lead, setup_done)
+    return summarise(scenario, log, setup_s, lead, setup_done, error)
+
+
+def _failure(running: asyncio.Task[int]) -> str | None:
+    """Describe why the service ended before it was asked to stop, or return None."""
+    if not running.done():
+        return None
+    status = running.result()
+    return f"the service stopped on its own with exit status {status}; see its log above"
 
 
 async def _wait_started(transport: CountingTransport, running: asyncio.Task[int]) -> None:
