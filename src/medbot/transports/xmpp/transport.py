@@ -74,6 +74,7 @@ class XmppTransport:
         backoff: Backoff | None = None,
         keepalive_interval: float = KEEPALIVE_INTERVAL,
         keepalive_timeout: float = KEEPALIVE_TIMEOUT,
+        ack_timeout: float = ACK_TIMEOUT,
     ) -> None:
         self._settings = settings
         self._patients = tuple(patients)
@@ -82,6 +83,7 @@ class XmppTransport:
         self._backoff = backoff or Backoff()
         self._keepalive_interval = keepalive_interval
         self._keepalive_timeout = keepalive_timeout
+        self._ack_timeout = ack_timeout
 
         self._client: Any = None
         self._handler: InboundHandler | None = None
@@ -245,6 +247,7 @@ class XmppTransport:
 
     def _on_session_resumed(self, _: Any) -> None:
         log.info("XMPP session resumed for %s", self._client.boundjid)
+        self._spawn(self._request_ack_when_written(), "xmpp-ack-request")
         self._mark_ready()
 
     def _on_disconnected(self, reason: Any) -> None:
@@ -284,7 +287,8 @@ class XmppTransport:
         for message_id, ack in self._pending.items():
             if not ack.done():
                 ack.set_result(False)
-                self._in_doubt.add(message_id)
+            self._in_doubt.add(message_id)
+        self._pending.clear()
 
     def _on_stanza_acked(self, stanza: Any) -> None:
         message_id = stanza["id"] if stanza.name == "message" else ""
@@ -389,8 +393,21 @@ class XmppTransport:
         self._pending[message.message_id] = ack
         self._in_doubt.discard(message.message_id)
         stanza.send()
+        self._spawn(self._request_ack_when_written(), "xmpp-ack-request")
         log.debug("Sent %s to %s", message.message_id, message.recipient)
         return ack
+
+    async def _request_ack_when_written(self) -> None:
+        """Request an ack once the send queue has written the stanza to the socket.
+
+        slixmpp 1.17 writes its own ack request from an output filter, which runs before
+        the stanza itself is written, so the server's answer counts every stanza except
+        the new one. Without this second request the ack would wait for the next send.
+        After a resume, slixmpp resends unacked stanzas without any request.
+        """
+        await self._client.waiting_queue.join()
+        if self._client.transport is not None:
+            self._client.plugin["xep_0198"].request_ack()
 
     async def _wait_for_ack(self, message_id: str, ack: asyncio.Future[bool]) -> None:
         """Wait for the server's ack; the stanza stays pending when the wait fails.
@@ -402,16 +419,19 @@ class XmppTransport:
         waiters: list[asyncio.Future[Any]] = [ack]
         if link_down is not None:
             waiters.append(link_down)
-        await asyncio.wait(waiters, timeout=ACK_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            waiters, timeout=self._ack_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
 
         if ack.done():
-            self._pending.pop(message_id, None)
+            if self._pending.get(message_id) is ack:
+                del self._pending[message_id]
             if ack.result():
                 return
             raise TransportUnavailable(f"the XMPP stream was lost before {message_id} was acked")
         if link_down is not None and link_down.done():
             raise TransportUnavailable(f"disconnected before the server acked {message_id}")
-        raise TransportUnavailable(f"no ack for {message_id} within {ACK_TIMEOUT:.0f} s")
+        raise TransportUnavailable(f"no ack for {message_id} within {self._ack_timeout:.1f} s")
 
     def _remember_acked(self, message_id: str) -> None:
         self._acked[message_id] = None
