@@ -393,8 +393,8 @@ INVALID = [
      "patients[0].medications[0].wording.ask[0]", "'Hi {nmae}'", "use {name}, {medication}"),
     ("positional placeholder", set_key("m", "wording", value={"praise": ["Hi {}"]}),
      "patients[0].medications[0].wording.praise[0]", "'Hi {}'", "{name}"),
-    ("broken braces", set_key("m", "wording", value={"reask": ["Hi {name"]}),
-     "patients[0].medications[0].wording.reask[0]", "'Hi {name'", "literal braces"),
+    ("empty phrase", set_key("m", "wording", value={"reask": [" "]}),
+     "patients[0].medications[0].wording.reask[0]", "' '", "must not be empty"),
     ("format spec", set_key("m", "wording", value={"give_up": ["{time:%H}"]}),
      "patients[0].medications[0].wording.give_up[0]", "'{time:%H}'", "use {name}"),
     ("duplicate patient id", twin_patient(address="other@example.org"), "patients[1].id",
@@ -452,6 +452,13 @@ def test_invalid(tmp_path: Path, mutation: Mutation, key_path: str, shown: str,
     assert line, f"no line for {key_path} in:\n{message}"
     assert shown in line
     assert hint in line
+
+
+def test_wording_lone_braces_allowed(tmp_path: Path) -> None:
+    document = base_document()
+    document["patients"][0]["medications"][0]["wording"] = {"ask": ["{name} :-{ {medication}"]}
+    wording = load_config(write(tmp_path, document)).patients[0].medications[0].wording
+    assert wording.ask == ("{name} :-{ {medication}",)
 
 
 def test_never_fires(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-import string
 import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,8 +36,9 @@ _ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}", re.ASCII)
 _WALL_TIME = re.compile(r"([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?", re.ASCII)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
-# A bare JID as a patient address: local@domain, no resource and no spaces.
+# A bare JID: local@domain, with no resource and no spaces.
 BARE_JID = re.compile(r"[^@/\s]+@[^@/\s]+")
+_BRACED = re.compile(r"\{([^{}]*)\}")
 SECRET_KEY = re.compile(r"pass|secret|token", re.IGNORECASE)
 
 
@@ -128,23 +128,17 @@ def check_window(value: str) -> str:
 
 
 def check_placeholders(phrase: str) -> str:
-    """Raise ValueError unless ``phrase`` uses only {name}, {medication} and {time}."""
-    allowed = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
-    try:
-        fields = [
-            (field, spec, conversion)
-            for _, field, spec, conversion in string.Formatter().parse(phrase)
-            if field is not None
-        ]
-    except ValueError:
-        raise ValueError(
-            f"unbalanced braces; write {{{{ and }}}} for literal braces, and use {allowed}"
-        ) from None
-    for field, spec, conversion in fields:
-        if field not in PLACEHOLDERS or spec or conversion:
-            raise ValueError(f"unknown placeholder {{{field}}}; use {allowed}")
+    """Raise ValueError if ``phrase`` is empty or has a {...} other than the placeholders.
+
+    The wording renderer replaces exactly {name}, {medication} and {time} and leaves every
+    other brace as written, so a lone brace is fine but {nmae} is almost surely a typo.
+    """
     if not phrase.strip():
         raise ValueError("must not be empty")
+    for match in _BRACED.finditer(phrase):
+        if match[1] not in PLACEHOLDERS:
+            allowed = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+            raise ValueError(f"unknown placeholder {match[0]}; use {allowed}")
     return phrase
 
 
