@@ -114,8 +114,9 @@ def test_example_values() -> None:
     assert vitamin.schedule == DailySchedule(times=(time(8, 30),), weekdays=frozenset({0, 3}))
 
 
-def test_example_database_beside_file() -> None:
-    assert load_config(EXAMPLE).database == EXAMPLE.parent / "medbot.sqlite3"
+def test_example_database_default() -> None:
+    expected = platformdirs.user_data_path("medbot") / "medbot.sqlite3"
+    assert load_config(EXAMPLE).database == expected
 
 
 def test_defaults_applied(tmp_path: Path) -> None:
