@@ -17,6 +17,7 @@ import psutil
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+TIMED_OUT = -1000  # return code reported for a command killed after its timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,18 +37,32 @@ def medbot_command(*arguments: str) -> list[str]:
 def run_medbot(
     arguments: Sequence[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
 ) -> CommandResult:
-    """Run one ``medbot`` command to completion and capture its output."""
-    completed = subprocess.run(
-        medbot_command(*arguments),
-        cwd=cwd,
-        env=_environment(env),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """Run one ``medbot`` command to completion and capture its output.
+
+    A command still running after ``timeout`` seconds is killed and reported with
+    return code TIMED_OUT.
+    """
+    try:
+        completed = subprocess.run(
+            medbot_command(*arguments),
+            cwd=cwd,
+            env=_environment(env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as expired:
+        output = _text(expired.stdout) + _text(expired.stderr)
+        return CommandResult(TIMED_OUT, output, f"timed out after {timeout} s")
     return CommandResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+def _text(output: bytes | str | None) -> str:
+    if isinstance(output, bytes):
+        return output.decode("utf-8", errors="replace")
+    return output or ""
 
 
 def _environment(extra: dict[str, str] | None) -> dict[str, str]:
