@@ -252,6 +252,7 @@ class Account:
 def create_server(root: Path) -> ProsodyServer:
     """Configure a server in ``root``, register the standard accounts, and start it."""
     require_prosody()
+    root.mkdir(parents=True, exist_ok=True)
     server = ProsodyServer(root=root, port=free_port(), direct_tls_port=free_port())
     server.write_config()
     for user in ACCOUNTS:
