@@ -29,7 +29,7 @@ from medbot.runtime.service import Service
 from medbot.store.sqlite import SqliteStore
 from medbot.transports.base import Transport
 from medbot.transports.console import ConsoleTransport
-from medbot.transports.xmpp import XmppTransport
+from medbot.transports.xmpp import AccountReport, XmppTransport, check_account
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +83,32 @@ def cli() -> None:
 
 @cli.command()
 @_config_option
+@click.option(
+    "--offline", is_flag=True, help="Only validate the file; skip the login to the chat account."
+)
 @_boundary
-def check(config_path: Path) -> None:
-    """Validate the configuration and print what it sets up."""
+def check(config_path: Path, offline: bool) -> None:
+    """Validate the configuration and print what it sets up.
+
+    With the xmpp transport it also logs in once and shows whether each patient and
+    caregiver has accepted the bot as a contact.
+    """
     config = load_config(config_path)
     click.echo(describe_config(config, datetime.now(UTC)))
+    if config.xmpp is not None and not offline:
+        report = asyncio.run(check_account(config.xmpp, _contact_addresses(config)))
+        click.echo(_describe_account(report))
+
+
+def _contact_addresses(config: Config) -> list[str]:
+    caregivers = [p.caregiver for p in config.patients if p.caregiver is not None]
+    return [*(p.address for p in config.patients), *caregivers]
+
+
+def _describe_account(report: AccountReport) -> str:
+    lines = [f"XMPP login: ok, as {report.jid}", "Contacts:"]
+    lines += [f"  {status.address}: {status.state.value}" for status in report.contacts]
+    return "\n".join(lines)
 
 
 @cli.command()

@@ -387,3 +387,49 @@ async def test_reply_while_bot_stopped(
     assert answered is not None
     assert answered < restarted_at
     assert abs(answered - replied_at) < timedelta(seconds=1.5)
+
+
+# --- medbot check -----------------------------------------------------------------------
+
+
+async def run_check(config: Path) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "medbot", "check", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_check_lists_contacts(server: ProsodyServer, tmp_path: Path) -> None:
+    plans = [
+        PatientPlan("patient1", "Anna", "en", due_in(3600), caregiver=True),
+        PatientPlan("patient2", "Bernd", "de", due_in(3600)),
+    ]
+    config = write_config(tmp_path, server, plans)
+    status, stdout, stderr = await run_check(config)
+    assert status == 0, stderr
+    assert "XMPP login: ok, as bot@medbot.test/" in stdout
+    assert f"{server.jid('patient1')}: not a contact" in stdout
+    assert f"{server.jid('caregiver')}: not a contact" in stdout
+
+
+async def test_check_wrong_password(server: ProsodyServer, tmp_path: Path) -> None:
+    config = write_config(tmp_path, server, [PatientPlan("patient1", "Anna", "en", due_in(3600))])
+    (server.root / "password").write_text("wrong-password\n", encoding="utf-8")
+    status, _, stderr = await run_check(config)
+    assert status == 1
+    assert "medbot: the XMPP server rejected the login of bot@medbot.test" in stderr
+    assert "Traceback" not in stderr
+    assert "wrong-password" not in stderr
+
+
+async def test_check_untrusted_certificate(server: ProsodyServer, tmp_path: Path) -> None:
+    config = write_config(tmp_path, server, [PatientPlan("patient1", "Anna", "en", due_in(3600))])
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace(f'ca_file = "{server.ca_file}"\n', ""), encoding="utf-8")
+    status, _, stderr = await run_check(config)
+    assert status == 1
+    assert "TLS certificate verification failed" in stderr
+    assert "Traceback" not in stderr

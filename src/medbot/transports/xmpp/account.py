@@ -81,10 +81,15 @@ def _watch_failures(client: Any, settings: XmppSettings, finish: Any) -> None:
             f"the XMPP server rejected the login of {settings.jid}; check the JID and the password"
         ),
     )
-    client.add_event_handler(
-        "disconnected",
-        lambda reason: finish(f"the XMPP server of {settings.jid} closed the connection: {reason}"),
-    )
+
+    def on_disconnected(reason: Any) -> None:
+        # A failed STARTTLS handshake closes the connection before ssl_invalid_chain fires.
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            finish(_certificate_message(settings, reason))
+        else:
+            finish(f"the XMPP server of {settings.jid} closed the connection: {reason}")
+
+    client.add_event_handler("disconnected", on_disconnected)
 
 
 def _certificate_message(settings: XmppSettings, error: Any) -> str:

@@ -177,15 +177,23 @@ class XmppTransport:
     # --- Connection supervision -------------------------------------------------------
 
     async def _supervise(self, first_ready: asyncio.Future[None]) -> None:
+        """Run the connection loop; pass its end to start() if start() still waits."""
+        try:
+            await self._connection_loop(first_ready)
+        except Exception as error:
+            log.exception("XMPP connection loop for %s failed", self._settings.jid)
+            self._fatal = self._fatal or TransportFatal(f"XMPP connection loop failed: {error}")
+        if not first_ready.done():
+            first_ready.set_exception(self._fatal or TransportFatal("XMPP transport stopped"))
+        elif self._fatal is not None:
+            log.error("XMPP connection for %s failed: %s", self._settings.jid, self._fatal)
+
+    async def _connection_loop(self, first_ready: asyncio.Future[None]) -> None:
         """Connect, wait for the link to drop, and reconnect with back-off until stopped."""
         failures = 0
         while not self._stopping:
             ready = await self._connect_once()
             if self._fatal is not None:
-                if not first_ready.done():
-                    first_ready.set_exception(self._fatal)
-                else:
-                    log.error("XMPP connection for %s failed: %s", self._settings.jid, self._fatal)
                 return
             if ready:
                 failures = 0
@@ -195,7 +203,7 @@ class XmppTransport:
                 await self._link_down
             else:
                 failures += 1
-            if self._stopping:
+            if self._stopping or self._fatal is not None:
                 return
 
             delay = self._backoff.delay(failures)
@@ -221,7 +229,8 @@ class XmppTransport:
             self._attempt.set_result(ready)
 
     def _fail_fatally(self, message: str) -> None:
-        self._fatal = TransportFatal(message)
+        if self._fatal is None:
+            self._fatal = TransportFatal(message)
         self._client.cancel_connection_attempt()
         self._client.abort()
         self._finish_attempt(False)
@@ -252,6 +261,9 @@ class XmppTransport:
 
     def _on_disconnected(self, reason: Any) -> None:
         # slixmpp may fire this twice for one drop; every step here is idempotent.
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            # A failed STARTTLS handshake closes the connection before ssl_invalid_chain.
+            self._on_invalid_certificate(reason)
         was_ready = self._ready.is_set()
         self._ready.clear()
         self._sm_enabled.clear()
