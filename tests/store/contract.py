@@ -351,7 +351,7 @@ class StoreContract:
 
     @staticmethod
     async def assert_only(store: Store, *cycles: Cycle) -> None:
-        """Assert that the store holds exactly ``cycles``, no messages and no inbound id."""
+        """Assert that the store contains exactly ``cycles``, no messages and no inbound id."""
         assert await store.history(None, utc(1970, 1, 1)) == list(cycles)
         assert await store.pending_outbox() == []
         assert not await store.is_inbound_processed("in-1")

@@ -253,7 +253,7 @@ async def test_open_twice_raises(store: SqliteStore) -> None:
 
 
 async def test_disk_full_rolls_back(store: SqliteStore) -> None:
-    # max_page_count makes SQLite report SQLITE_FULL exactly as a full file system does.
+    # At max_page_count SQLite fails with SQLITE_FULL, the code a full file system causes.
     connection = connection_of(store)
     [(pages,)] = await connection.execute_fetchall("PRAGMA page_count")
     await connection.execute(f"PRAGMA max_page_count = {pages + 8}")
@@ -270,6 +270,7 @@ async def test_disk_full_rolls_back(store: SqliteStore) -> None:
 
 async def test_read_only_commit_rolls_back(store: SqliteStore) -> None:
     await store.commit(batch(1))
+    # With query_only set, SQLite rejects writes with SQLITE_READONLY.
     await connection_of(store).execute("PRAGMA query_only = ON")
     with pytest.raises(StoreError, match="read-only"):
         await store.commit(batch(3))
@@ -342,7 +343,6 @@ async def test_commit_does_not_block_loop(store: SqliteStore) -> None:
 _COMMIT_THEN_KILL = """
 import asyncio, os, signal, sys
 from pathlib import Path
-from medbot.store.base import Change
 from medbot.store.sqlite import SqliteStore
 from tests.store.test_sqlite import batch
 
@@ -371,7 +371,7 @@ async def test_commit_survives_sigkill(db_path: Path) -> None:
 
 # --- Read-only files and directories -------------------------------------------------------
 # Root may write any file, so as root these tests open the store in a subprocess whose
-# capability set lacks CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: file modes bind it then.
+# capability set lacks CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so file modes bind it.
 
 _OPEN_AND_REPORT = """
 import asyncio, sys

@@ -1,10 +1,10 @@
 """The embedded default store: one SQLite file in WAL mode, reached through aiosqlite.
 
-aiosqlite runs every SQLite call, and with it every row conversion below, in one worker
-thread per connection, so the event loop never waits on the disk. The store owns one
-connection and serialises its operations with a lock. Without the lock, a read issued
-while a commit is half done would see that commit's uncommitted rows, because they share
-the connection.
+aiosqlite runs every SQLite call in one worker thread per connection, and the store
+converts domain objects to rows and back in that thread too, so the event loop does not
+wait on the disk. The store owns one connection and runs its operations one at a time
+under a lock. Without the lock, a read issued while a commit is half done would see that
+commit's uncommitted rows, because they share the connection.
 """
 
 from __future__ import annotations
@@ -64,10 +64,10 @@ class SqliteStore:
         create_parent: bool = False,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        """Set up the store; ``open()`` does all file access.
+        """Set up the store without touching the file, which ``open()`` does.
 
         ``create_parent`` lets ``open()`` create a missing parent directory (mode 0700).
-        ``clock`` supplies the processed_at time of inbound ids; it defaults to the
+        ``clock`` supplies the processed_at time of inbound ids and defaults to the
         system clock.
         """
         self._path = path
@@ -104,7 +104,7 @@ class SqliteStore:
         logger.info("opened store %s (schema version %d)", self._path, schema.SCHEMA_VERSION)
 
     async def close(self) -> None:
-        """Close the connection; a store that is not open is left as it is."""
+        """Close the connection, or do nothing when the store is not open."""
         connection = self._connection
         if connection is None:
             return
@@ -338,7 +338,7 @@ def _system_now() -> datetime:
 
 
 def _encode_time(value: datetime) -> int:
-    """Return microseconds since the epoch; a naive datetime raises TypeError."""
+    """Return microseconds since the epoch. A naive datetime raises TypeError."""
     return (value - _EPOCH) // _MICROSECOND
 
 
@@ -443,8 +443,8 @@ async def _rollback(connection: aiosqlite.Connection, path: Path) -> None:
         await connection.execute("ROLLBACK")
     except sqlite3.OperationalError as exc:
         # SQLite ends the transaction itself after some errors (a full disk among them),
-        # and a cancelled call may have failed before BEGIN: then nothing is left to roll
-        # back.
+        # and a cancelled call may have stopped before BEGIN. Then nothing is left to
+        # roll back.
         logger.debug("rollback on %s skipped: %s", path, exc)
 
 
@@ -486,7 +486,7 @@ def _warn_loose_modes(path: Path) -> None:
             )
 
 
-# Primary result codes (https://www.sqlite.org/rescode.html); extended codes carry the
+# Primary result codes (https://www.sqlite.org/rescode.html). Extended codes carry the
 # primary code in their low byte.
 _SQLITE_BUSY = 5
 _SQLITE_READONLY = 8
@@ -513,8 +513,8 @@ _REASONS = {
 def _store_error(operation: str, path: Path, exc: BaseException) -> StoreError:
     """Build a StoreError naming the operation, the path and the fix.
 
-    Only SQLite's own message is included: it never contains bound values, whereas the
-    text of other exceptions might quote a message body.
+    Only SQLite's own message is included, because it never contains bound values,
+    whereas the text of other exceptions might quote a message body.
     """
     if isinstance(exc, StoreError):
         return exc

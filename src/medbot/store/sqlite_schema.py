@@ -1,8 +1,8 @@
 """Schema of the SQLite store: the migration steps and the SQL statements that use them.
 
-``PRAGMA user_version`` holds the number of migration steps applied. Step n (1-based)
-moves a database from version n - 1 to version n. Steps are only ever appended: a step
-that has shipped is never edited, because databases in the field have already run it.
+``PRAGMA user_version`` is the number of migration steps applied. Step n (1-based) moves a
+database from version n - 1 to version n. New steps are appended, and a released step is
+never edited, because databases in use have already run it.
 
 Every datetime column holds integer microseconds since 1970-01-01T00:00:00Z, so values
 compare and sort as numbers and round-trip exactly.
