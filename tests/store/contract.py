@@ -83,6 +83,8 @@ def full_cycle() -> Cycle:
         last_phrase=0,
         answered_at=due + timedelta(minutes=31, microseconds=5),
         closed_at=due + timedelta(minutes=31, microseconds=6),
+        snoozes=2,
+        snoozed=True,
     )
 
 

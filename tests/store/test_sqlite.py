@@ -161,6 +161,28 @@ async def test_concurrent_opens_migrate_once(db_path: Path) -> None:
     assert read_pragma(db_path, "user_version") == schema.SCHEMA_VERSION
 
 
+async def test_version_one_database_upgraded(db_path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(db_path)) as connection:
+        for statement in schema.MIGRATIONS[0]:
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO cycles (dose_id, patient_id, medication_id, due_at, phase, asks_sent,"
+            " hinted) VALUES ('bob/insulin/x', 'bob', 'insulin', 0, 'asking', 1, 0)"
+        )
+        connection.execute("PRAGMA user_version = 1")
+        connection.commit()
+
+    store = SqliteStore(db_path)
+    await store.open()
+    cycles = await store.load_open_cycles()
+    await store.close()
+
+    assert read_pragma(db_path, "user_version") == schema.SCHEMA_VERSION
+    assert len(cycles) == 1
+    assert cycles[0].snoozes == 0
+    assert cycles[0].snoozed is False
+
+
 async def test_schema_too_new_raises(db_path: Path) -> None:
     newer = schema.SCHEMA_VERSION + 98
     with contextlib.closing(sqlite3.connect(db_path)) as connection:

@@ -375,6 +375,8 @@ def _cycle_rows(changes: Sequence[Change]) -> Iterator[_Row]:
                 cycle.last_phrase,
                 _encode_optional(cycle.answered_at),
                 _encode_optional(cycle.closed_at),
+                cycle.snoozes,
+                1 if cycle.snoozed else 0,
             )
 
 
@@ -409,6 +411,8 @@ def _cycle(_cursor: sqlite3.Cursor, row: _Row) -> Cycle:
         last_phrase=row[10],
         answered_at=_decode_optional(row[11]),
         closed_at=_decode_optional(row[12]),
+        snoozes=row[13],
+        snoozed=bool(row[14]),
     )
 
 

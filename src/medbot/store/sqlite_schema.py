@@ -65,17 +65,24 @@ _STEP_1 = (
     f"PRAGMA application_id = {APPLICATION_ID}",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_STEP_1,)
+# Snooze bookkeeping: how many snoozes a cycle used, and whether its timer was set by one.
+_STEP_2 = (
+    "ALTER TABLE cycles ADD COLUMN snoozes INTEGER NOT NULL DEFAULT 0 CHECK (snoozes >= 0)",
+    "ALTER TABLE cycles ADD COLUMN snoozed INTEGER NOT NULL DEFAULT 0 CHECK (snoozed IN (0, 1))",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_STEP_1, _STEP_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- Statements --------------------------------------------------------------------------
 
 CYCLE_COLUMNS = (
     "dose_id, patient_id, medication_id, due_at, phase, asks_sent, next_at,"
-    " first_asked_at, last_asked_at, hinted, last_phrase, answered_at, closed_at"
+    " first_asked_at, last_asked_at, hinted, last_phrase, answered_at, closed_at,"
+    " snoozes, snoozed"
 )
 UPSERT_CYCLE = f"""
-    INSERT INTO cycles ({CYCLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO cycles ({CYCLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (dose_id) DO UPDATE SET
         phase = excluded.phase,
         asks_sent = excluded.asks_sent,
@@ -85,7 +92,9 @@ UPSERT_CYCLE = f"""
         hinted = excluded.hinted,
         last_phrase = excluded.last_phrase,
         answered_at = excluded.answered_at,
-        closed_at = excluded.closed_at
+        closed_at = excluded.closed_at,
+        snoozes = excluded.snoozes,
+        snoozed = excluded.snoozed
 """
 SELECT_CYCLES = f"SELECT {CYCLE_COLUMNS} FROM cycles"
 SELECT_OPEN_CYCLES = f"{SELECT_CYCLES} WHERE phase IN ({_OPEN_PHASES}) ORDER BY next_at, dose_id"
