@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 
 
 class SubscriptionState(enum.Enum):
-    """Whether the bot sees a contact's presence (RFC 6121 subscription "to")."""
+    """Subscription state from the bot's side; SUBSCRIBED is RFC 6121 "to" or "both"."""
 
     SUBSCRIBED = "subscribed"
-    PENDING = "pending"  # request sent, no answer yet
+    PENDING = "pending"  # request sent, no response yet
     NOT_A_CONTACT = "not a contact"
 
 

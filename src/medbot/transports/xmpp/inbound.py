@@ -32,7 +32,7 @@ WRAPPER_NAMESPACES = ("urn:xmpp:carbons:2", "urn:xmpp:mam:2", "urn:xmpp:forward:
 
 
 class DropReason(enum.Enum):
-    """Why an inbound message did not reach the handler."""
+    """Reason an inbound message did not reach the handler."""
 
     TYPE = "type is not chat or normal"
     WRAPPED = "carbon, archive result or forward"

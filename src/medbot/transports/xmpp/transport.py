@@ -4,7 +4,7 @@ Delivery rests on stream management (XEP-0198) with an ack request after every s
 ``send`` returns once the server has acked the message. When the link drops, slixmpp
 keeps unacked stanzas and resends them if the server resumes the stream. When the
 resume fails, slixmpp discards them, so the transport marks those messages as in doubt
-and asks the server's archive (XEP-0313) before it sends them again.
+and searches the server's archive (XEP-0313) before it sends them again.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Backoff:
 
 
 class _Marker:
-    """Queue item that tells start() all earlier inbound messages were handled."""
+    """Queue item whose future completes once all earlier inbound messages were handled."""
 
     def __init__(self) -> None:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -325,13 +325,13 @@ class XmppTransport:
     # --- Session set-up ---------------------------------------------------------------
 
     async def _prepare_session(self) -> None:
-        """Finish set-up after resource binding; abort the connection on any failure."""
+        """Finish set-up after resource binding, and abort the connection on any failure."""
         try:
             await asyncio.wait_for(self._sm_enabled.wait(), SETUP_TIMEOUT)
             await self._client.get_roster(timeout=SETUP_TIMEOUT)
             self._client.send_presence()
-            # The server pushes stored offline messages after the initial presence, and
-            # one stream is processed in order: once this ping returns, they are queued.
+            # The server pushes stored offline messages after the initial presence. One
+            # stream is processed in order, so once this ping returns they are all queued.
             await self._client.plugin["xep_0199"].ping(
                 JID(self._client.boundjid.domain), timeout=SETUP_TIMEOUT
             )
@@ -413,7 +413,7 @@ class XmppTransport:
         """Request an ack once the send queue has written the stanza to the socket.
 
         slixmpp 1.17 writes its own ack request from an output filter, which runs before
-        the stanza itself is written, so the server's answer counts every stanza except
+        the stanza itself is written, so the server's ack counts every stanza except
         the new one. Without this second request the ack would wait for the next send.
         After a resume, slixmpp resends unacked stanzas without any request.
         """
@@ -422,7 +422,7 @@ class XmppTransport:
             self._client.plugin["xep_0198"].request_ack()
 
     async def _wait_for_ack(self, message_id: str, ack: asyncio.Future[bool]) -> None:
-        """Wait for the server's ack; the stanza stays pending when the wait fails.
+        """Wait for the server's ack. The stanza stays pending when the wait fails.
 
         A send retried while the stanza is still pending waits for the same ack instead of
         sending a second copy.
