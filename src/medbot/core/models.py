@@ -213,6 +213,8 @@ class OutboxEntry:
     delivered_at: datetime | None = None
 
 
-def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
     """Build an aware UTC datetime; a shorthand for tests and examples."""
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
