@@ -1,7 +1,7 @@
 """Run the real ``medbot run`` against a real Prosody on loopback, with scripted patients.
 
 Doses fall due a few seconds after each test starts, in UTC, with a re-ask interval of
-a few seconds; the clock is the real one and runs unscaled. Message ids end in the
+a few seconds. The clock is the real one and runs unscaled. Message ids end in the
 message kind (``ask-1``, ``reask-2``, ``praise``, ``give-up``), which the tests read.
 """
 
@@ -237,8 +237,8 @@ async def test_silence_gives_up_and_alerts(
 async def test_unclear_reply_changes_nothing(
     server: ProsodyServer, bots: list[BotProcess], tmp_path: Path
 ) -> None:
-    # "maybe later" names no time and reads as an unknown reply (docs/conversation.md):
-    # the patient gets one hint, and the re-asks keep their schedule.
+    # "maybe later" names no time, so the reply rules read it as unknown. The patient
+    # gets one hint, and the re-asks keep their schedule.
     plan = PatientPlan("patient1", "Anna", "en", due_in(LEAD), asks=2)
     config = write_config(tmp_path, server, [plan])
     async with ChatClient(server, "patient1") as patient:
@@ -356,7 +356,9 @@ async def test_prosody_restart_mid_cycle(
     assert len({item.message_id for item in received}) == len(received)
     late = patient.received[0].monotonic - restarted
     print(f"\nre-ask arrived {late:.2f} s after Prosody came back")
-    assert late < SLACK + 2.0
+    # The transport reconnects within a second. The rest is the dispatcher's retry
+    # back-off (0.5 s doubling per round), which grew while the server was down.
+    assert late < 4.0 + SLACK
 
 
 async def test_reply_while_bot_stopped(

@@ -304,7 +304,7 @@ class XmppTransport:
 
     def _on_stanza_acked(self, stanza: Any) -> None:
         message_id = stanza["id"] if stanza.name == "message" else ""
-        ack = self._pending.get(message_id)
+        ack = self._pending.pop(message_id, None)
         if ack is None:
             return
         self._remember_acked(message_id)
