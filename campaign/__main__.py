@@ -50,7 +50,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     size.add_argument("--long", action="store_true", help="the full run, about 25 minutes")
     parser.add_argument("--seed", type=int, help="RNG seed (default: random, printed)")
     parser.add_argument("--only", action="append", choices=sorted(SECTIONS),
-                        help="run only this section (repeatable); privacy always runs last")
+                        help="run only this section (repeatable); sections run in their "
+                             "usual order, and privacy checks only what the others left")
     parser.add_argument("--json", type=Path, default=Path("campaign-results.json"),
                         help="where to write the results (default: %(default)s)")
     parser.add_argument("--keep", action="store_true",
@@ -108,8 +109,6 @@ def main(argv: list[str] | None = None) -> int:
     profile = LONG if options.long else SHORT
     seed = options.seed if options.seed is not None else secrets.randbelow(2**32)
     names = [name for name in SECTIONS if not options.only or name in options.only]
-    if "privacy" not in names:
-        names.append("privacy")
     workdir = Path(tempfile.mkdtemp(prefix="medbot-campaign-"))
     print(f"campaign {profile.name}, seed {seed}, scratch {workdir}", flush=True)
 

@@ -26,9 +26,12 @@ class MedicationPlan:
     times: tuple[datetime, ...]  # UTC due instants, written as HH:MM:SS in zone UTC
     reask_interval: timedelta
     asks: int
+    explicit_late_window: timedelta | None = None
 
     @property
     def late_window(self) -> timedelta:
+        if self.explicit_late_window is not None:
+            return self.explicit_late_window
         return self.reask_interval * self.asks
 
 
@@ -55,13 +58,16 @@ def seconds_text(delta: timedelta) -> str:
 
 
 def medication_table(plan: MedicationPlan) -> dict[str, Any]:
-    return {
+    table: dict[str, Any] = {
         "id": plan.id,
         "name": plan.name,
         "times": [f"{due:%H:%M:%S}" for due in plan.times],
         "reask_interval": seconds_text(plan.reask_interval),
         "asks": plan.asks,
     }
+    if plan.explicit_late_window is not None:
+        table["late_window"] = seconds_text(plan.explicit_late_window)
+    return table
 
 
 def patient_table(plan: PatientPlan) -> dict[str, Any]:

@@ -14,6 +14,7 @@ class Profile:
     bad_configs: int  # random configurations on top of the fixed cases
     bad_config_both: bool  # give every case to both check and run, not one of them
     crash_kills: int
+    long_stops: int  # kills after which the bot stays down past the late window
     crash_minutes: float
     server_faults: int
     freezes: int
@@ -26,7 +27,8 @@ SHORT = Profile(
     bad_configs=4,
     bad_config_both=False,
     crash_kills=8,
-    crash_minutes=1.0,
+    long_stops=0,
+    crash_minutes=0.75,
     server_faults=3,
     freezes=1,
     fuzz_messages=1000,
@@ -37,7 +39,8 @@ LONG = Profile(
     bad_configs=150,
     bad_config_both=True,
     crash_kills=120,
-    crash_minutes=12.0,
+    long_stops=3,
+    crash_minutes=10.0,
     server_faults=24,
     freezes=2,
     fuzz_messages=10_000,

@@ -9,6 +9,11 @@ Kill moments, drawn with a seeded RNG:
   server's ack and marked the message delivered (between send and ack);
 - long stop: any of the above, but the bot stays down longer than the late window, so
   the doses that fell due meanwhile must end as missed, with one summary and no late ask.
+
+A long stop lasts more than STALE_GRACE_SECONDS plus the late window, because medbot
+treats a timer less than a minute behind (conversation.STALE_GRACE) as delayed rather
+than missed. Doses due in the last minute of a long stop are therefore asked late even
+past their few-second window; the transcript lists them as a known defect.
 """
 
 from __future__ import annotations
@@ -21,8 +26,6 @@ from pathlib import Path
 
 from campaign.context import Campaign
 from campaign.dose_run import (
-    ASKS,
-    REASK,
     DoseRun,
     check_run,
     close_run,
@@ -36,8 +39,9 @@ from campaign.transcript import Outage
 log = logging.getLogger(__name__)
 
 MODES = ("random", "at-due", "after-ask")
-LONG_STOP_SHARE = 0.08
 PATIENTS = 4
+STALE_GRACE_SECONDS = 60.0
+SUMMARY_WAIT = timedelta(seconds=10)  # time after a restart for the missed summary
 
 
 async def _wait_random(rng: random.Random, gap: float) -> None:
@@ -63,7 +67,9 @@ async def _wait_after_ask(run: DoseRun, timeout: float) -> None:
         waiter.cancel()
 
 
-async def _kill_once(run: DoseRun, rng: random.Random, gap: float, counts: dict[str, int]) -> None:
+async def _kill_once(
+    run: DoseRun, rng: random.Random, gap: float, counts: dict[str, int], long_stop: bool
+) -> None:
     mode = rng.choice(MODES)
     if mode == "random":
         await _wait_random(rng, gap)
@@ -75,11 +81,13 @@ async def _kill_once(run: DoseRun, rng: random.Random, gap: float, counts: dict[
     await asyncio.to_thread(run.bot.kill)
     counts[mode] = counts.get(mode, 0) + 1
 
-    if rng.random() < LONG_STOP_SHARE:
+    if long_stop:
         counts["long-stop"] = counts.get("long-stop", 0) + 1
-        await asyncio.sleep((REASK * ASKS).total_seconds() + rng.uniform(4.0, 8.0))
+        await asyncio.sleep(STALE_GRACE_SECONDS + rng.uniform(8.0, 14.0))
     ready_at = await run.start_bot()
     run.outages.append(Outage(killed_at, ready_at))
+    if long_stop:
+        run.long_stops.append(run.outages[-1])
     run.bot.sample_rss()
 
 
@@ -87,14 +95,17 @@ async def crash_campaign(result: SectionResult, campaign: Campaign, root: Path) 
     kills = campaign.profile.crash_kills
     minutes = campaign.profile.crash_minutes
     rng = random.Random(result.seed)
-    run = await open_run(root, minutes * 60, PATIENTS, result.seed)
+    stops = campaign.profile.long_stops
+    seconds = minutes * 60 + stops * (STALE_GRACE_SECONDS + 14.0)
+    run = await open_run(root, seconds, PATIENTS, result.seed)
     gap = minutes * 60 / kills
+    long_at = set(rng.sample(range(1, kills), stops)) if stops else set()
     counts: dict[str, int] = {}
     try:
-        for _ in range(kills):
+        for index in range(kills):
             if datetime.now(UTC) > run.end_of_schedule:
                 break
-            await _kill_once(run, rng, gap, counts)
+            await _kill_once(run, rng, gap, counts, index in long_at)
     finally:
         code = await close_run(run)
     result.figures["kills"] = sum(counts[mode] for mode in MODES if mode in counts)
@@ -105,8 +116,31 @@ async def crash_campaign(result: SectionResult, campaign: Campaign, root: Path) 
     result.check("all planned kills ran", result.figures["kills"] == kills,
                  f"{result.figures['kills']} of {kills}: the schedule ended first")
     check_run(result, run)
+    _check_summaries(result, run)
     check_private_file(result, run.database)
     collect_evidence(campaign, run)
+
+
+def _check_summaries(result: SectionResult, run: DoseRun) -> None:
+    """After each long stop, a patient with doses missed during it gets exactly one summary."""
+    margin = timedelta(seconds=3)
+    problems = []
+    for stop in run.long_stops:
+        for plan in run.plans:
+            missed = [dose for dose in run.doses if dose.patient_id == plan.id
+                      and dose.due_at > stop.start + margin
+                      and dose.due_at + dose.late_window < stop.end - margin]
+            if not missed:
+                continue
+            summaries = [message for message in run.all_received()
+                         if message.patient_id == plan.id
+                         and (message.message_id or "").endswith("/missed-summary")
+                         and stop.end - margin <= message.received_at <= stop.end + SUMMARY_WAIT]
+            if len(summaries) != 1:
+                problems.append(f"{plan.id} after {stop.end:%H:%M:%S}: {len(summaries)} summaries")
+    result.figures["long_stops"] = len(run.long_stops)
+    result.check("one missed summary per patient after each long stop", not problems,
+                 f"{problems[:5]}")
 
 
 def run(result: SectionResult, campaign: Campaign) -> None:

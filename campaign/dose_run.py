@@ -47,12 +47,16 @@ class DoseRun:
     database: Path
     end_of_schedule: datetime
     outages: list[Outage] = field(default_factory=list)
+    # Periods when a patient's reply may be lost on the patient's side (its connection
+    # was down), so the reply check skips replies sent then.
+    reply_blackouts: list[Outage] = field(default_factory=list)
+    long_stops: list[Outage] = field(default_factory=list)
     startup_seconds: list[float] = field(default_factory=list)
 
     @property
     def doses(self) -> list[Dose]:
         return [
-            Dose(plan.id, medication.id, due, medication.late_window)
+            Dose(plan.id, medication.id, due, medication.late_window, REASK * ASKS)
             for plan in self.plans
             for medication in plan.medications
             for due in medication.times
@@ -73,7 +77,9 @@ class DoseRun:
         return [message for agent in self.agents for message in agent.received]
 
 
-def _plans(world: World, start: datetime, seconds: float) -> tuple[configs.PatientPlan, ...]:
+def _plans(
+    world: World, start: datetime, seconds: float, late_window: timedelta | None
+) -> tuple[configs.PatientPlan, ...]:
     plans = []
     count = int(seconds // (2 * SPACING.total_seconds())) + 1
     stagger = SPACING / len(world.patients)
@@ -82,19 +88,26 @@ def _plans(world: World, start: datetime, seconds: float) -> tuple[configs.Patie
         even = configs.compressed_plan(first, count, 2 * SPACING, REASK, ASKS)
         odd = configs.compressed_plan(first + SPACING, count, 2 * SPACING, REASK, ASKS)
         medications = (
-            configs.MedicationPlan("basal", f"Basal insulin {user}", even, REASK, ASKS),
-            configs.MedicationPlan("statin", f"Statin {user}", odd, REASK, ASKS),
+            configs.MedicationPlan("basal", f"Basal insulin {user}", even, REASK, ASKS,
+                                   late_window),
+            configs.MedicationPlan("statin", f"Statin {user}", odd, REASK, ASKS, late_window),
         )
         plans.append(configs.PatientPlan(f"p{index + 1}", f"Pat {index + 1}",
                                          world.server.jid(user), medications))
     return tuple(plans)
 
 
-async def open_run(root: Path, seconds: float, patients: int, seed: int) -> DoseRun:
-    """Start Prosody, write the configuration, connect the patients and start the bot."""
+async def open_run(
+    root: Path, seconds: float, patients: int, seed: int, late_window: timedelta | None = None
+) -> DoseRun:
+    """Start Prosody, write the configuration, connect the patients and start the bot.
+
+    ``late_window`` sets every medication's late window; None keeps medbot's default,
+    the length of the ask cycle.
+    """
     world = await asyncio.to_thread(start_world, root / "prosody", patients)
     start = datetime.now(UTC).replace(microsecond=0) + LEAD
-    plans = _plans(world, start, seconds)
+    plans = _plans(world, start, seconds, late_window)
     db_path = root / "medbot.sqlite3"
     config = configs.write_config(root / "medbot.toml",
                                   configs.bot_config(db_path, world.target(), plans))
@@ -123,13 +136,29 @@ async def close_run(run: DoseRun) -> int | None:
     return code
 
 
+# Transcript problems that come from reported, still open defects, by category.
+KNOWN_DEFECTS = {
+    "after_close": "after a restart, a praise caused by an offline reply can overtake "
+    "the dose's pending ask",
+    "stale_asks": "a timer less than 60 s behind is not stale, so a stop shorter than a "
+    "minute asks past a shorter late window",
+    "unexpected_asks": "a timer less than 60 s behind is not stale, so a dose due in the "
+    "last minute of a long stop is asked instead of recorded as missed",
+}
+
+
 def check_run(
-    result: SectionResult, run: DoseRun, ignored: frozenset[str] = frozenset()
+    result: SectionResult,
+    run: DoseRun,
+    ignored: frozenset[str] = frozenset(),
+    known_defects: dict[str, str] | None = None,
 ) -> TranscriptReport:
     """Check the transcript and the database after ``close_run``; record the figures.
 
-    Problem categories in ``ignored`` are counted as figures but do not fail the run.
+    Problem categories in ``ignored`` are counted as figures but do not fail the run;
+    those in ``known_defects`` (default KNOWN_DEFECTS) are listed as known.
     """
+    known_defects = KNOWN_DEFECTS if known_defects is None else known_defects
     outbox = database.read_outbox(run.database)
     cycles = database.read_cycles(run.database)
     received = run.all_received()
@@ -147,8 +176,11 @@ def check_run(
     result.figures["duplicated"] = report.duplicated
     result.figures["replies_sent"] = sum(len(agent.replies) for agent in run.agents)
     for name, problems in report.problems().items():
-        result.check(f"transcript: {name}", False, f"{len(problems)}: {problems[:5]}")
-    result.check("transcript: clean", not report.problems(), "see the checks above")
+        known = name in known_defects
+        detail = f"{len(problems)}: {problems[:5]}"
+        if known:
+            detail = f"{known_defects[name]}; {detail}"
+        result.check(f"transcript: {name}", False, detail, known=known)
     _check_replies(result, run, {cycle.dose_id: cycle.phase for cycle in cycles})
     if run.startup_seconds:
         result.figures["startup_s_max"] = round(max(run.startup_seconds), 2)
@@ -177,7 +209,7 @@ def _check_replies(result: SectionResult, run: DoseRun, phases: dict[str, str]) 
             due = _due_of(reply.dose_id)
             in_cycle = reply.sent_at < due + REASK * ASKS - margin
             during_outage = any(o.start - margin <= reply.sent_at <= o.end + margin
-                                for o in run.outages)
+                                for o in (*run.outages, *run.reply_blackouts))
             if in_cycle and not during_outage and phases.get(reply.dose_id) != "taken":
                 unapplied.append(f"{reply.dose_id}: {phases.get(reply.dose_id)}")
     result.figures["replies_not_applied"] = len(unapplied)

@@ -90,7 +90,9 @@ def long_line(rng: random.Random) -> str:
 
 
 def megabyte(rng: random.Random) -> str:
-    return (random_unicode(rng) + "yes ") * (MEGABYTE // 400) + "yes"
+    """Return a body of at least MEGABYTE characters (and so at least as many bytes)."""
+    chunk = random_unicode(rng) + " yes "
+    return chunk * (MEGABYTE // len(chunk) + 1)
 
 
 GENERATORS: dict[str, Callable[[random.Random], str]] = {

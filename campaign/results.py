@@ -11,11 +11,16 @@ Figure = int | float | str
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One condition the section verified, with the evidence when it failed."""
+    """One condition the section verified, with the evidence when it failed.
+
+    A failed check with ``known`` set is an open defect that has been reported; it is
+    listed but does not fail the section.
+    """
 
     name: str
     passed: bool
     detail: str = ""
+    known: bool = False
 
 
 @dataclass(slots=True)
@@ -28,9 +33,9 @@ class SectionResult:
     checks: list[Check] = field(default_factory=list)
     seconds: float = 0.0
 
-    def check(self, name: str, passed: bool, detail: str = "") -> bool:
+    def check(self, name: str, passed: bool, detail: str = "", *, known: bool = False) -> bool:
         """Record one condition and return whether it held."""
-        self.checks.append(Check(name, passed, "" if passed else detail))
+        self.checks.append(Check(name, passed, "" if passed else detail, known))
         return passed
 
     def expect_equal(self, name: str, actual: object, expected: object) -> bool:
@@ -39,7 +44,7 @@ class SectionResult:
 
     @property
     def passed(self) -> bool:
-        return all(check.passed for check in self.checks)
+        return all(check.passed or check.known for check in self.checks)
 
     @property
     def failures(self) -> list[Check]:
@@ -58,7 +63,8 @@ def format_table(results: list[SectionResult]) -> str:
             f"{result.seconds:>8.1f}  {figures}"
         )
         for failure in result.failures:
-            lines.append(f"    FAILED {failure.name}: {failure.detail}")
+            label = "KNOWN " if failure.known else "FAILED"
+            lines.append(f"    {label} {failure.name}: {failure.detail}")
     return "\n".join(lines)
 
 

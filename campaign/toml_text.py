@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 Value = str | int | float | bool | Sequence["Value"] | Mapping[str, "Value"]
 
 
-def dumps(document: Mapping[str, Value]) -> str:
+def dumps(document: Mapping[str, Any]) -> str:
     """Return ``document`` as TOML text."""
     lines: list[str] = []
     _write_table(document, (), lines)
