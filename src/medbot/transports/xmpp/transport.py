@@ -22,6 +22,7 @@ from typing import Any
 
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.jid import JID
+from slixmpp.xmlstream.xmlstream import NotConnectedError
 
 from medbot.config import XmppSettings
 from medbot.core.models import InboundMessage, OutgoingMessage
@@ -148,7 +149,7 @@ class XmppTransport:
             return False
         try:
             found = await self._archive_contains(message)
-        except (TimeoutError, IqError, IqTimeout) as error:
+        except (TimeoutError, IqError, IqTimeout, NotConnectedError) as error:
             log.warning("Archive query for %s failed: %s", message.message_id, error)
             return False
         if found:
