@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from medbot.core import conversation
 from medbot.core.models import DailySchedule, DoseKey, Medication, Patient, Phase, utc
 
@@ -17,11 +15,6 @@ def _patient(medication: Medication) -> Patient:
     return Patient("bob", "Bob", "bob@medbot.test", "en", ZoneInfo("UTC"), (medication,))
 
 
-@pytest.mark.xfail(
-    reason="a timer less than 60 s (STALE_GRACE) behind still asks, even past a shorter "
-    "late window",
-    strict=False,
-)
 def test_short_late_window_stop_is_missed() -> None:
     # Found by the crash campaign: with a 4 s late window, a bot stopped across a dose for
     # 9 s sent the first ask on restart instead of recording the dose as missed.

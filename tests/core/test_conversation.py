@@ -233,6 +233,22 @@ def test_stale_give_up_inside_window() -> None:
     assert result.cycle.phase is Phase.MISSED
 
 
+def test_stale_short_interval_past_window() -> None:
+    # Second-scale intervals: a 9 s stop spans the whole 4 s late window.
+    med = replace(medication(2), reask_interval=timedelta(seconds=2))
+    result = on_timer(cycle_for(), patient(), med, DUE + timedelta(seconds=9))
+    assert result.messages == ()
+    assert result.cycle.phase is Phase.MISSED
+
+
+def test_lag_below_interval_not_stale() -> None:
+    med = replace(medication(2), reask_interval=timedelta(seconds=2))
+    cycle = fire(cycle_for(), med).cycle
+    assert cycle.next_at is not None
+    result = on_timer(cycle, patient(), med, cycle.next_at + timedelta(seconds=1))
+    assert kinds(result) == [MessageKind.REASK]
+
+
 def test_late_window_override() -> None:
     med = medication(late_window=timedelta(minutes=10))
     result = on_timer(cycle_for(), patient(), med, DUE + timedelta(minutes=11))

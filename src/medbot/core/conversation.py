@@ -26,8 +26,10 @@ from medbot.core.models import (
 from medbot.core.replies import Reply, ReplyKind
 from medbot.core.wording import Phrase, Text, render
 
-# A timer this much behind its due time was not merely delayed by a busy event loop: the
-# bot was stopped, and the late/stale rules apply.
+# A timer this much behind its due time, or more than one re-ask interval behind, was
+# not merely delayed by a busy event loop: the bot was stopped, and the late/stale rules
+# apply. The interval bound matters for second-scale intervals, where 60 s of downtime
+# can span a whole cycle and its late window.
 STALE_GRACE = timedelta(seconds=60)
 # Delay stamps have second resolution and clocks drift a little, so a reply stamped
 # slightly before the first ask still counts as a reply to it.
@@ -305,7 +307,7 @@ def snooze_target(
 
 def _timer_guards(cycle: Cycle, medication: Medication, now: datetime) -> tuple[Guard, ...]:
     assert cycle.next_at is not None
-    stale = now - cycle.next_at > STALE_GRACE
+    stale = now - cycle.next_at > min(STALE_GRACE, medication.reask_interval)
     if stale and now > cycle.key.due_at + medication.effective_late_window:
         return (Guard.PAST_WINDOW,)
     if cycle.phase is Phase.SCHEDULED:
