@@ -45,7 +45,7 @@ class PatientPlan:
 
 @dataclass(frozen=True, slots=True)
 class XmppTarget:
-    """Where the bot logs in: a server that the campaign started on loopback."""
+    """Login target of the bot: a server that the campaign started on loopback."""
 
     jid: str
     password_file: Path
@@ -118,9 +118,7 @@ def console_config(database: Path, patients: tuple[PatientPlan, ...]) -> dict[st
     }
 
 
-def compressed_plan(
-    start: datetime, count: int, spacing: timedelta, reask: timedelta, asks: int
-) -> tuple[datetime, ...]:
+def compressed_plan(start: datetime, count: int, spacing: timedelta) -> tuple[datetime, ...]:
     """Return ``count`` due instants from ``start``, ``spacing`` apart, whole seconds."""
     first = start.replace(microsecond=0)
     return tuple(first + spacing * index for index in range(count))

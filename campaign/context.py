@@ -1,4 +1,4 @@
-"""What the sections of one campaign run share: sizes, seed, scratch space, evidence."""
+"""Shared state of one campaign run: sizes, seed, scratch space and evidence."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ Kill moments, drawn with a seeded RNG:
 A long stop lasts more than STALE_GRACE_SECONDS plus the late window, because medbot
 treats a timer less than a minute behind (conversation.STALE_GRACE) as delayed rather
 than missed. Doses due in the last minute of a long stop are therefore asked late even
-past their few-second window; the transcript lists them as a known defect.
+past their few-second window. The transcript lists them as a known defect.
 """
 
 from __future__ import annotations

@@ -85,8 +85,8 @@ def _plans(
     stagger = SPACING / len(world.patients)
     for index, user in enumerate(world.patients):
         first = start + stagger * index
-        even = configs.compressed_plan(first, count, 2 * SPACING, REASK, ASKS)
-        odd = configs.compressed_plan(first + SPACING, count, 2 * SPACING, REASK, ASKS)
+        even = configs.compressed_plan(first, count, 2 * SPACING)
+        odd = configs.compressed_plan(first + SPACING, count, 2 * SPACING)
         medications = (
             configs.MedicationPlan("basal", f"Basal insulin {user}", even, REASK, ASKS,
                                    late_window),

@@ -36,9 +36,9 @@ PATIENTS = 3
 # must outlast both to be noticed for sure; FREEZE_SHORT only stalls the link.
 FREEZE_LONG = 45.0
 FREEZE_SHORT = 12.0
-# The transport's reconnect back-off is capped at 30 s with +-20 % jitter (transports/
-# xmpp/transport.py); a message committed during an outage must arrive within this
-# long after the server is back.
+# The transport's reconnect back-off is capped at 30 s with +-20 % jitter (Backoff in
+# transports/xmpp/transport.py). So a message committed during an outage must arrive
+# within this long after the server is back.
 RECOVERY_BOUND = timedelta(seconds=40)
 
 
@@ -120,11 +120,12 @@ def _check_recovery(
     worst = timedelta(0)
     late = []
     for message in run.all_received():
-        made = created.get(message.message_id or "")
-        if made is None:
+        created_at = created.get(message.message_id or "")
+        if created_at is None:
             continue
-        back = max((end for start, end in outages if start <= message.received_at), default=made)
-        waited = message.received_at - max(made, back)
+        ends = [end for start, end in outages if start <= message.received_at]
+        back = max(ends, default=created_at)
+        waited = message.received_at - max(created_at, back)
         worst = max(worst, waited)
         if waited > RECOVERY_BOUND:
             late.append(f"{message.message_id} after {waited.total_seconds():.1f} s")

@@ -1,8 +1,8 @@
 """Check what a patient received against what the schedule should have produced.
 
-The checker is pure: it takes the messages a scripted patient recorded, the dose due
+The checker is pure. It takes the messages a scripted patient recorded, the dose due
 times the campaign wrote into the configuration, and the periods when the bot was not
-running, and lists every message that was lost, duplicated, stale or out of order. It
+running. It lists every message that was lost, duplicated, stale or out of order. It
 relies on medbot's stable message ids (``patient/medication/YYYYMMDDTHHMMSSZ/kind[-n]``),
 which the XMPP transport sends as the stanza id.
 """
