@@ -1,13 +1,13 @@
 """The herd on APScheduler 3.x: one DateTrigger job per dose on an AsyncIOScheduler.
 
-This is the baseline a Python developer would reach for first. Each job is a coroutine
-that records its run time, so the AsyncIOExecutor runs it on the event loop rather than
-in a thread pool.
+It is the baseline. Each job is a coroutine that records its run time, so the
+AsyncIOExecutor runs it on the event loop rather than in a thread pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from datetime import UTC, datetime
 
@@ -18,14 +18,20 @@ from apscheduler.triggers.date import DateTrigger
 from bench.measure import HerdPlan, ScenarioResult, SendLog, summarise
 from bench.waiting import deadline_after, wait_until
 
-# APScheduler 3.x skips a run that starts more than misfire_grace_time seconds after its
-# due instant; its default for that is 1 s (BaseScheduler._configure in 3.11.3).
-DEFAULT_GRACE = "default"
-NO_GRACE = "none"
+
+class Grace(enum.Enum):
+    """The misfire grace time of every job.
+
+    APScheduler 3.x skips a run that starts more than ``misfire_grace_time`` seconds
+    after its due instant. The default is 1 s (``BaseScheduler._configure`` in 3.11.3).
+    """
+
+    DEFAULT = "default"
+    UNLIMITED = "unlimited"
 
 
 async def run_herd(
-    scenario: str, plan: HerdPlan, grace: str, lead: float, deadline_grace: float
+    scenario: str, plan: HerdPlan, grace: Grace, lead: float, deadline_grace: float
 ) -> ScenarioResult:
     """Schedule one job per dose, wait for the window and the deadline, and summarise."""
     log = SendLog(plan)
@@ -53,8 +59,8 @@ async def run_herd(
     return summarise(scenario, log, setup_s, lead, setup_done)
 
 
-def _build_scheduler(grace: str) -> AsyncIOScheduler:
-    if grace == NO_GRACE:
+def _build_scheduler(grace: Grace) -> AsyncIOScheduler:
+    if grace is Grace.UNLIMITED:
         return AsyncIOScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
     return AsyncIOScheduler(timezone=UTC)
 

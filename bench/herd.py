@@ -78,8 +78,8 @@ class WorkerFailed(Exception):
 def default_lead(size: int) -> float:
     """Estimate the seconds from worker start to the window, enough for setup to finish.
 
-    NOTE: an estimate from runs on a 2-core machine; when setup overruns it, the
-    scenario is run once more with a lead sized from the measured setup time.
+    NOTE: a rough estimate. When setup overruns it, the scenario runs once more with a
+    lead sized from the measured setup time.
     """
     return 3.0 + size * 100e-6
 
@@ -127,7 +127,7 @@ def _spawn_worker(scenario: str, size: int, lead: float, deadline: float) -> Sce
 
 def _run_worker(scenario: str, size: int | None, lead: float | None, deadline: float) -> int:
     if size is None or lead is None:
-        raise SystemExit("--worker needs --size and --lead")
+        raise SystemExit("missing --size or --lead: --worker requires both")
     # Up to N warnings about late or skipped runs would otherwise time the terminal, not
     # the scheduler. Skipped runs are counted from events instead.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
@@ -149,8 +149,10 @@ async def _run_in_loop(
 
     from bench import apscheduler_herd
 
-    grace = apscheduler_herd.NO_GRACE if scenario.endswith("no-grace") else (
-        apscheduler_herd.DEFAULT_GRACE)
+    if scenario == "apscheduler-no-grace":
+        grace = apscheduler_herd.Grace.UNLIMITED
+    else:
+        grace = apscheduler_herd.Grace.DEFAULT
     return await apscheduler_herd.run_herd(scenario, plan, grace, lead, deadline)
 
 

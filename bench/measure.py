@@ -93,7 +93,7 @@ class ScenarioResult:
     ``setup_s`` is the time to build and schedule the whole herd, and ``lead_s`` the
     planned time from process start to the window. ``setup_overran`` is true when setup
     ended less than ``MIN_IDLE_BEFORE_WINDOW`` before the window opened, which makes the
-    lag figures meaningless. ``error`` says why the scheduler stopped before the deadline.
+    lag figures meaningless. ``error`` describes why the scheduler stopped before the deadline.
     """
 
     scenario: str
