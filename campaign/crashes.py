@@ -9,11 +9,6 @@ Kill moments, drawn with a seeded RNG:
   server's ack and marked the message delivered (between send and ack);
 - long stop: any of the above, but the bot stays down longer than the late window, so
   the doses that fell due meanwhile must end as missed, with one summary and no late ask.
-
-A long stop lasts more than STALE_GRACE_SECONDS plus the late window, because medbot
-treats a timer less than a minute behind (conversation.STALE_GRACE) as delayed rather
-than missed. Doses due in the last minute of a long stop are therefore asked late even
-past their few-second window. The transcript lists them as a known defect.
 """
 
 from __future__ import annotations
@@ -26,6 +21,8 @@ from pathlib import Path
 
 from campaign.context import Campaign
 from campaign.dose_run import (
+    ASKS,
+    REASK,
     DoseRun,
     check_run,
     close_run,
@@ -40,7 +37,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("random", "at-due", "after-ask")
 PATIENTS = 4
-STALE_GRACE_SECONDS = 60.0
+LATE_WINDOW = REASK * ASKS  # medbot's default: the length of the ask cycle
 SUMMARY_WAIT = timedelta(seconds=10)  # time after a restart for the missed summary
 
 
@@ -83,7 +80,7 @@ async def _kill_once(
 
     if long_stop:
         counts["long-stop"] = counts.get("long-stop", 0) + 1
-        await asyncio.sleep(STALE_GRACE_SECONDS + rng.uniform(8.0, 14.0))
+        await asyncio.sleep(LATE_WINDOW.total_seconds() + rng.uniform(4.0, 8.0))
     ready_at = await run.start_bot()
     run.outages.append(Outage(killed_at, ready_at))
     if long_stop:
@@ -96,7 +93,7 @@ async def crash_campaign(result: SectionResult, campaign: Campaign, root: Path) 
     minutes = campaign.profile.crash_minutes
     rng = random.Random(result.seed)
     stops = campaign.profile.long_stops
-    seconds = minutes * 60 + stops * (STALE_GRACE_SECONDS + 14.0)
+    seconds = minutes * 60 + stops * (LATE_WINDOW.total_seconds() + 8.0)
     run = await open_run(root, seconds, PATIENTS, result.seed)
     gap = minutes * 60 / kills
     long_at = set(rng.sample(range(1, kills), stops)) if stops else set()
