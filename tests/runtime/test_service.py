@@ -18,6 +18,7 @@ from medbot.core.models import (
     Phase,
     utc,
 )
+from medbot.errors import StoreError
 from medbot.runtime.dispatcher import RetryPolicy
 from medbot.runtime.service import Service, ServiceOptions
 from medbot.store.base import Change
@@ -67,6 +68,17 @@ class CountingStore(SqliteStore):
         await super().commit(changes)
 
 
+class FailingStore(CountingStore):
+    """Raises StoreError on every commit once ``failing`` is set, as on a full disk."""
+
+    failing = False
+
+    async def commit(self, changes: Sequence[Change]) -> None:
+        if self.failing:
+            raise StoreError("cannot write /tmp/medbot.db: disk full (test)")
+        await super().commit(changes)
+
+
 class OfflineTransport(RecordingTransport):
     """Hands stored messages to the handler before ``start`` returns, as XMPP does."""
 
@@ -88,9 +100,11 @@ class Harness:
         self.config = make_config(self.database, patients)
         self.task: asyncio.Task[int] | None = None
 
-    async def start(self, transport: RecordingTransport | None = None) -> RecordingTransport:
+    async def start(
+        self, transport: RecordingTransport | None = None, store: CountingStore | None = None
+    ) -> RecordingTransport:
         self.transport = transport or RecordingTransport()
-        self.store = CountingStore(self.database)
+        self.store = store or CountingStore(self.database)
         self.service = Service(self.config, self.store, self.transport, self.clock, OPTIONS)
         self.task = asyncio.create_task(self.service.run())
         await asyncio.wait_for(self.service.wait_started(), 5)
@@ -250,6 +264,35 @@ async def test_failing_reply_keeps_running(
     await harness.reply("boom", "m1")
     await harness.reply("yes", "m2")
     assert transport.suffixes() == ["ask-1", "praise"]
+
+
+async def test_store_failure_on_timer_stops(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FailingStore(harness.database)
+    transport = await harness.start(store=store)
+    store.failing = True
+    harness.clock.advance(timedelta(minutes=1))
+    assert harness.task is not None
+    code = await asyncio.wait_for(harness.task, 5)
+    assert code == 1
+    assert transport.sent == []
+    assert "disk full" in caplog.text
+    assert "Traceback" not in caplog.text
+    assert await harness.phase() is Phase.SCHEDULED
+
+
+async def test_store_failure_on_reply_stops(harness: Harness) -> None:
+    store = FailingStore(harness.database)
+    transport = await harness.start(store=store)
+    await harness.advance(timedelta(minutes=1))
+    store.failing = True
+    await harness.reply("yes", "m1")
+    assert harness.task is not None
+    code = await asyncio.wait_for(harness.task, 5)
+    assert code == 1
+    assert transport.suffixes() == ["ask-1"]
+    assert await harness.phase() is Phase.ASKING
 
 
 async def test_due_together_one_commit(tmp_path: Path) -> None:

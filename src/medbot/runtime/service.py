@@ -29,7 +29,7 @@ from medbot.core.models import (
     Transition,
 )
 from medbot.core.schedule import next_occurrence
-from medbot.errors import TransportFatal
+from medbot.errors import MedbotError, StoreError, TransportFatal
 from medbot.runtime.clock import Clock
 from medbot.runtime.dispatcher import Dispatcher, RetryPolicy
 from medbot.runtime.recovery import CatchUpLimits, MedicationKey, materialise
@@ -199,8 +199,13 @@ class Service:
         done, _ = await asyncio.wait({timers, sender, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
         for task in done & {timers, sender}:
-            if not task.cancelled() and task.exception() is not None:
-                log.error("task %s failed; stopping", task.get_name(), exc_info=task.exception())
+            error = None if task.cancelled() else task.exception()
+            if isinstance(error, MedbotError):
+                # An expected failure such as a full disk: its message says what to do.
+                log.error("task %s failed: %s; stopping", task.get_name(), error)
+                self._exit_code = EXIT_FAILURE
+            elif error is not None:
+                log.error("task %s failed; stopping", task.get_name(), exc_info=error)
                 self._exit_code = EXIT_FAILURE
 
     async def _shutdown(self) -> None:
@@ -308,6 +313,17 @@ class Service:
         try:
             async with self._lock:
                 await self._handle_inbound(message)
+        except StoreError as error:
+            # Without a working store no reply or ask can be recorded, so running on
+            # would only lose more. The next start resumes from what was committed.
+            log.error(
+                "inbound message %s from %s could not be stored: %s; stopping",
+                message.message_id,
+                message.sender,
+                error,
+            )
+            self._exit_code = EXIT_FAILURE
+            self.stop()
         except Exception:
             log.exception(
                 "inbound message %s from %s failed; it is ignored and the service continues",
@@ -432,5 +448,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
     except asyncio.CancelledError:
         pass
+    except MedbotError as error:
+        log.error("task %s failed while stopping: %s", task.get_name(), error)
     except Exception:
         log.exception("task %s failed while stopping", task.get_name())
