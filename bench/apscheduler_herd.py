@@ -52,11 +52,12 @@ async def run_herd(
     def settled() -> bool:
         return len(log.handed_over) + len(missed) >= plan.size
 
-    await wait_until(settled, deadline_after(plan.window_end, deadline_grace))
+    deadline = deadline_after(plan.window_end, deadline_grace)
+    await wait_until(settled, deadline)
     scheduler.shutdown(wait=False)
     # shutdown() is queued on the loop; one pass lets it run before the loop closes.
     await asyncio.sleep(0)
-    return summarise(scenario, log, setup_s, lead, setup_done)
+    return summarise(scenario, log, setup_s, lead, setup_done, deadline)
 
 
 def _build_scheduler(grace: Grace) -> AsyncIOScheduler:

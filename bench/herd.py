@@ -172,6 +172,8 @@ def format_row(result: ScenarioResult) -> str:
     )
     row = "".join(cell.ljust(width) for cell, (_, width) in zip(cells, _COLUMNS, strict=True))
     notes = []
+    if result.late:
+        notes.append(f"{result.late} handed over after the deadline")
     if result.duplicates:
         notes.append(f"{result.duplicates} duplicate sends")
     if result.setup_overran:

@@ -109,14 +109,12 @@ async def run_herd(
         setup_s = time.monotonic() - setup_started
         setup_done = datetime.now(UTC)
 
-        await wait_until(
-            lambda: log.complete or running.done(),
-            deadline_after(plan.window_end, deadline_grace),
-        )
+        deadline = deadline_after(plan.window_end, deadline_grace)
+        await wait_until(lambda: log.complete or running.done(), deadline)
         error = _failure(running)
         service.stop()
         await running
-    return summarise(scenario, log, setup_s, lead, setup_done, error)
+    return summarise(scenario, log, setup_s, lead, setup_done, deadline, error)
 
 
 def _failure(running: asyncio.Task[int]) -> str | None:
