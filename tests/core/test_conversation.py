@@ -19,6 +19,7 @@ from medbot.core.conversation import (
     new_cycle,
     on_reply,
     on_timer,
+    snooze_target,
     table_markdown,
 )
 from medbot.core.models import (
@@ -372,6 +373,37 @@ def test_snooze_until_past_time_is_tomorrow_capped() -> None:
     now = DUE + timedelta(minutes=2)
     result = reply(asking(), Reply(ReplyKind.SNOOZE, snooze_until=time(19)), now)
     assert result.cycle.next_at == now + MAX_SNOOZE_AHEAD
+
+
+def at_clock(hour: int, minute: int, *, either_half_day: bool = False) -> Reply:
+    wall = time(hour, minute)
+    return Reply(ReplyKind.SNOOZE, snooze_until=wall, either_half_day=either_half_day)
+
+
+def test_snooze_until_overlap_first_pass() -> None:
+    now = utc(2026, 10, 25, 0, 10)  # 02:10 CEST, before the clocks go back at 03:00
+    target = snooze_target(at_clock(2, 30), patient(), medication(), now)
+    assert target == utc(2026, 10, 25, 0, 30)  # 02:30 CEST
+
+
+def test_snooze_until_overlap_second_pass() -> None:
+    now = utc(2026, 10, 25, 1, 10)  # 02:10 CET, after the clocks went back
+    answer = at_clock(2, 30, either_half_day=True)
+    target = snooze_target(answer, patient(), medication(), now)
+    assert target == utc(2026, 10, 25, 1, 30)  # 02:30 CET
+
+
+def test_snooze_until_overlap_shows_again() -> None:
+    now = utc(2026, 10, 25, 0, 40)  # 02:40 CEST, so 02:30 comes once more, in CET
+    target = snooze_target(at_clock(2, 30), patient(), medication(), now)
+    assert target == utc(2026, 10, 25, 1, 30)
+
+
+def test_snooze_until_gap_after_jump() -> None:
+    # 02:30 does not exist on 2026-03-29 in Berlin, and 03:30 CEST follows the gap.
+    now = utc(2026, 3, 29, 0, 10)  # 01:10 CET
+    target = snooze_target(at_clock(2, 30), patient(), medication(), now)
+    assert target == utc(2026, 3, 29, 1, 30)
 
 
 def test_snooze_bare_is_one_interval() -> None:

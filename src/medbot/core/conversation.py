@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from medbot.core.models import (
     Cycle,
@@ -387,22 +387,34 @@ def _medication_name(patient: Patient, cycle: Cycle) -> str:
 def _next_wall_time(wall: time, either_half_day: bool, patient: Patient, now: datetime) -> datetime:
     """Return the first instant after ``now`` showing ``wall`` on the patient's clock.
 
-    NOTE: a wall time inside a DST gap maps to the instant zoneinfo gives it (fold=0).
+    A wall time inside a fall-back overlap shows twice, and both instants count. One
+    inside a spring-forward gap never shows, so it maps to the instant one gap length
+    later, after the clocks went forward (zoneinfo's fold=0 reading).
     """
     walls = [wall]
     if either_half_day:
         walls = [time(wall.hour % 12, wall.minute), time(wall.hour % 12 + 12, wall.minute)]
-    local_now = now.astimezone(patient.zone)
-    candidates = []
+    today = now.astimezone(patient.zone).date()
+    candidates: list[datetime] = []
     for candidate_wall in walls:
         for day_offset in (0, 1, 2):
-            day = local_now.date() + timedelta(days=day_offset)
-            local = datetime.combine(day, candidate_wall, tzinfo=patient.zone)
-            instant = local.astimezone(UTC)
-            if instant > now:
-                candidates.append(instant)
-                break
+            day = today + timedelta(days=day_offset)
+            instants = _wall_instants(day, candidate_wall, patient)
+            candidates.extend(instant for instant in instants if instant > now)
     return min(candidates)
+
+
+def _wall_instants(day: date, wall: time, patient: Patient) -> set[datetime]:
+    """Return the UTC instants at which the patient's clock shows ``wall`` on ``day``."""
+    naive = datetime.combine(day, wall)
+    readings = [naive.replace(tzinfo=patient.zone, fold=fold).astimezone(UTC) for fold in (0, 1)]
+    shown = {instant for instant in readings if _shows(instant, naive, patient)}
+    # Inside a gap no reading shows the wall time, so take the fold=0 one, after the gap.
+    return shown or {readings[0]}
+
+
+def _shows(instant: datetime, naive: datetime, patient: Patient) -> bool:
+    return instant.astimezone(patient.zone).replace(tzinfo=None) == naive
 
 
 # --- Documentation views of the table ---------------------------------------------------
