@@ -4,11 +4,15 @@ A message reaches the dispatcher only after the store transaction that added it 
 outbox has returned. Each send attempt is counted in the store before the send, and the
 message is marked delivered after the transport accepted it, so a restart can tell which
 messages might already be out (see ``resume_pending``).
+
+Message ids contain the medication id, so log lines at INFO and above name a message by
+its kind, its patient and ``message_ref``, and only DEBUG lines carry the full id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 from collections import defaultdict, deque
@@ -22,6 +26,20 @@ from medbot.store.base import Store
 from medbot.transports.base import Transport
 
 log = logging.getLogger(__name__)
+
+
+def message_ref(message_id: str) -> str:
+    """Return a short opaque reference to ``message_id`` for log lines above DEBUG.
+
+    The reference is the first 10 hex digits of the SHA-256 of the id. It does not reveal
+    the medication, and an operator can match it against the full id in DEBUG lines.
+    """
+    return hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:10]
+
+
+def describe(message: OutgoingMessage) -> str:
+    """Return ``kind ref for patient``, a log-safe description of ``message``."""
+    return f"{message.kind.value} {message_ref(message.message_id)} for {message.patient_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +56,11 @@ class RetryPolicy:
         The result is drawn from [half, all] of the capped exponential value, so many
         bots that lost the same server do not come back in step.
         """
-        capped = min(self.maximum, self.initial * self.factor ** (round_number - 1))
+        # The exponent stops growing after 64 rounds: by then any useful policy has hit
+        # its maximum, and a larger power overflows a float once a send has failed
+        # for long enough (1025 rounds with factor 2).
+        exponent = min(round_number - 1, 64)
+        capped = min(self.maximum, self.initial * self.factor**exponent)
         return random.uniform(capped / 2, capped)
 
 
@@ -65,6 +87,7 @@ class Dispatcher:
         self._on_fatal = on_fatal
         self._queue: deque[OutgoingMessage] = deque()
         self._queued_ids: set[str] = set()
+        self._failed_unexpectedly: set[str] = set()
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -142,64 +165,90 @@ class Dispatcher:
         log.warning(
             "delivery failed for %d message(s), first %s; retry round %d in %.1f s",
             len(failed),
-            failed[0].message_id,
+            describe(failed[0]),
             round_number,
             delay,
         )
         await asyncio.sleep(delay)
 
     async def _deliver(self, batch: list[OutgoingMessage]) -> list[OutgoingMessage]:
-        """Send one batch and return the messages that failed, in their original order."""
+        """Send one batch and return the messages that failed, in their original order.
+
+        Sent messages are marked delivered in a ``finally`` block. A message that went out
+        is thus recorded even when the batch is cancelled half-way, so a restart does not
+        send it again.
+        """
         await self._store.mark_attempted([m.message_id for m in batch], self._clock.now())
         by_recipient: dict[str, list[OutgoingMessage]] = defaultdict(list)
         for message in batch:
             by_recipient[message.recipient].append(message)
-        results = await asyncio.gather(
-            *(self._send_in_order(messages) for messages in by_recipient.values())
-        )
-        delivered = [m for sent, _ in results for m in sent]
-        if delivered:
-            await self._store.mark_delivered([m.message_id for m in delivered], self._clock.now())
+        delivered: list[OutgoingMessage] = []
+        try:
+            await asyncio.gather(
+                *(self._send_in_order(messages, delivered) for messages in by_recipient.values())
+            )
+        finally:
+            await self._record_delivered(delivered)
+        delivered_ids = {m.message_id for m in delivered}
+        return [m for m in batch if m.message_id not in delivered_ids]
+
+    async def _record_delivered(self, delivered: list[OutgoingMessage]) -> None:
+        if not delivered:
+            return
+        await self._store.mark_delivered([m.message_id for m in delivered], self._clock.now())
         for message in delivered:
             self._queued_ids.discard(message.message_id)
         self.delivered_count += len(delivered)
-        failed_ids = {m.message_id for _, unsent in results for m in unsent}
-        return [m for m in batch if m.message_id in failed_ids]
 
     async def _send_in_order(
-        self, messages: list[OutgoingMessage]
-    ) -> tuple[list[OutgoingMessage], list[OutgoingMessage]]:
-        """Send one recipient's messages in order; stop at the first failure.
+        self, messages: list[OutgoingMessage], delivered: list[OutgoingMessage]
+    ) -> None:
+        """Send one recipient's messages in order, appending each sent one to ``delivered``.
 
-        Returns the sent messages and the unsent rest, so a later message never
-        overtakes an earlier one that failed.
+        Sending stops at the first failure, so a later message never overtakes an earlier
+        one that failed.
         """
         async with self._in_flight:
-            for index, message in enumerate(messages):
+            for message in messages:
                 if not await self._send_one(message):
-                    return messages[:index], messages[index:]
-        return messages, []
+                    return
+                delivered.append(message)
 
     async def _send_one(self, message: OutgoingMessage) -> bool:
+        """Send ``message`` and return whether the transport accepted it.
+
+        Any exception except cancellation counts as a failed send of this message only,
+        so an unexpected error in one send does not stop the other recipients' messages.
+        """
         try:
             await self._transport.send(message)
         except TransportFatal as error:
-            log.error("sending %s failed and cannot be retried: %s", message.message_id, error)
+            log.error("sending %s failed and cannot be retried: %s", describe(message), error)
+            log.debug("message %s is %s", message_ref(message.message_id), message.message_id)
             if self._on_fatal is not None:
                 self._on_fatal(error)
             return False
         except TransportError as error:
             log.debug("sending %s failed: %s", message.message_id, error)
             return False
-        log.info("sent %s for dose %s", _message_suffix(message), _dose_id(message))
+        except Exception:
+            self._log_unexpected(message)
+            return False
+        self._failed_unexpectedly.discard(message.message_id)
+        log.info("sent %s", describe(message))
+        log.debug("sent %s (%s)", message.message_id, message_ref(message.message_id))
         return True
 
+    def _log_unexpected(self, message: OutgoingMessage) -> None:
+        """Log an unexpected send error with its traceback once per message.
 
-def _dose_id(message: OutgoingMessage) -> str:
-    dose_id, _, _ = message.message_id.rpartition("/")
-    return dose_id or message.message_id
-
-
-def _message_suffix(message: OutgoingMessage) -> str:
-    _, _, suffix = message.message_id.rpartition("/")
-    return suffix
+        Later failures of the same message go to DEBUG, because the retry warning of each
+        round already reports them.
+        """
+        ref = message_ref(message.message_id)
+        if message.message_id in self._failed_unexpectedly:
+            log.debug("sending %s (%s) failed again", message.message_id, ref, exc_info=True)
+            return
+        self._failed_unexpectedly.add(message.message_id)
+        log.exception("sending %s failed with an unexpected error; retrying", describe(message))
+        log.debug("message %s is %s", ref, message.message_id)
