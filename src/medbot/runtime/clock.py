@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -22,18 +23,35 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real time of the machine."""
+    """The real time of the machine.
+
+    ``asyncio.sleep`` counts on the monotonic clock, which does not follow a step of the
+    wall clock (an NTP correction on a board without a real-time clock) and on Linux
+    does not count time spent in suspend. ``sleep_until`` therefore sleeps in chunks of
+    at most ``max_chunk`` seconds and rereads the wall clock after each one, so such a
+    jump delays a wake-up by at most ``max_chunk`` seconds.
+    """
+
+    def __init__(
+        self,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        max_chunk: float = 30.0,
+    ) -> None:
+        if max_chunk <= 0:
+            raise ValueError(f"max_chunk must be positive, got {max_chunk}")
+        self._wall = wall
+        self.max_chunk = max_chunk
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return self._wall()
 
     async def sleep_until(self, when: datetime) -> None:
-        # Wall-clock jumps (NTP, suspend) shift the target, so re-check after each sleep.
         while True:
             remaining = (when - self.now()).total_seconds()
             if remaining <= 0:
                 return
-            await asyncio.sleep(remaining)
+            await asyncio.sleep(min(remaining, self.max_chunk))
 
 
 class ScaledClock:
