@@ -3,7 +3,11 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
+from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from medbot.core.models import (
@@ -78,3 +82,52 @@ async def test_unknown_prefix_kept() -> None:
 async def test_last_line_without_newline() -> None:
     received = await read_lines(b"\n\nyes")
     assert [m.body for m in received] == ["yes"]
+
+
+async def send_to(output: TextIO, name: str, body: str) -> None:
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    transport = ConsoleTransport(
+        (patient("bob", name),), FakeClock(T0), input_fd=devnull, output=output
+    )
+    await transport.start(lambda message: asyncio.sleep(0))
+    message = OutgoingMessage("bob/x/ask-1", "bob", "bob@example.org", MessageKind.ASK, body, T0)
+    await transport.send(message)
+    await transport.stop()
+    os.close(devnull)
+
+
+async def test_send_escapes_unencodable() -> None:
+    raw = io.BytesIO()
+    output = io.TextIOWrapper(raw, encoding="ascii")
+    await send_to(output, "Jürgen", "Grüß dich")
+    assert raw.getvalue() == b"[20:00 CET] medbot -> J\\xfcrgen: Gr\\xfc\\xdf dich\n"
+
+
+async def test_send_keeps_encodable() -> None:
+    raw = io.BytesIO()
+    output = io.TextIOWrapper(raw, encoding="utf-8")
+    await send_to(output, "Jürgen", "Hi")
+    assert raw.getvalue() == "[20:00 CET] medbot -> Jürgen: Hi\n".encode()
+
+
+ASCII_STDOUT_SCRIPT = """
+import asyncio
+import sys
+from tests.transports.test_console import send_to
+asyncio.run(send_to(sys.stdout, "Jürgen", "Hi"))
+"""
+
+
+def test_send_ascii_stdout() -> None:
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    result = subprocess.run(
+        [sys.executable, "-c", ASCII_STDOUT_SCRIPT],
+        capture_output=True,
+        env=env,
+        cwd=Path(__file__).parents[2],
+        timeout=60,
+        check=False,
+    )
+    assert result.stderr == b""
+    assert result.returncode == 0
+    assert result.stdout == b"[20:00 CET] medbot -> J\\xfcrgen: Hi\n"

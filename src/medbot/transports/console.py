@@ -73,7 +73,9 @@ class ConsoleTransport:
         name = patient.name if patient is not None else message.recipient
         zone = patient.zone if patient is not None else None
         stamp = self._clock.now().astimezone(zone).strftime("%H:%M %Z")
-        print(f"[{stamp}] medbot -> {name}: {message.body}", file=self._stream(), flush=True)
+        stream = self._stream()
+        stream.write(_encodable(f"[{stamp}] medbot -> {name}: {message.body}\n", stream))
+        stream.flush()
 
     async def was_delivered(self, message: OutgoingMessage) -> bool:
         """Return False: a terminal cannot tell whether a line was printed before a crash."""
@@ -157,3 +159,15 @@ class ConsoleTransport:
                 if patient.id.casefold() == wanted:
                     return patient, match.group(2)
         return self._patients[0], line
+
+
+def _encodable(text: str, stream: TextIO) -> str:
+    """Escape the characters of ``text`` that ``stream`` cannot encode, as ``\\xfc``.
+
+    A stdout with ASCII encoding (for example with ``PYTHONIOENCODING=ascii``) would
+    otherwise raise UnicodeEncodeError on a name such as "Jürgen".
+    """
+    encoding = getattr(stream, "encoding", None)
+    if not encoding:
+        return text
+    return text.encode(encoding, errors="backslashreplace").decode(encoding)
