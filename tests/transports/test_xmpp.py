@@ -537,3 +537,50 @@ def test_password_empty_file_rejected(tmp_path: Path) -> None:
     settings = XmppSettings(jid=BOT, password_file=secret, password_env=None)
     with pytest.raises(TransportFatal, match="is empty"):
         read_password(settings)
+
+
+def test_filter_prefers_origin_id() -> None:
+    inner = (
+        "<origin-id xmlns='urn:xmpp:sid:0' id='c1'/>"
+        f"<stanza-id xmlns='urn:xmpp:sid:0' by='{BOT}' id='abc'/>"
+    )
+    accepted = make_filter().accept(raw(inner=inner))
+    assert accepted is not None
+    assert accepted.message_id == f"xmpp:{PATIENT}/c1"
+
+
+def test_filter_resend_same_key() -> None:
+    message_filter = make_filter()
+    keys = []
+    for stanza_id in ("srv-1", "srv-2"):
+        inner = (
+            "<origin-id xmlns='urn:xmpp:sid:0' id='c1'/>"
+            f"<stanza-id xmlns='urn:xmpp:sid:0' by='{BOT}' id='{stanza_id}'/>"
+        )
+        accepted = message_filter.accept(raw(inner=inner))
+        assert accepted is not None
+        keys.append(accepted.message_id)
+    assert keys[0] == keys[1]
+
+
+def test_filter_falls_back_to_id() -> None:
+    inner = "<origin-id xmlns='urn:xmpp:sid:0' id=''/>"
+    accepted = make_filter().accept(raw(inner=inner))
+    assert accepted is not None
+    assert accepted.message_id == f"xmpp:{PATIENT}/m1"
+
+
+@pytest.mark.prosody
+async def test_send_logs_hide_medication(
+    server: ProsodyServer, bot: tuple[XmppTransport, Inbox], caplog: pytest.LogCaptureFixture
+) -> None:
+    transport, _ = bot
+    message = outgoing(server)
+    caplog.set_level(logging.DEBUG, logger="medbot")
+    async with ChatClient(server, "patient1") as patient:
+        await transport.send(message)
+        await patient.wait_for_count(1, 5)
+    visible = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert not [line for line in visible if "insulin" in line]
+    assert any(message.message_id in line for line in debug)

@@ -122,16 +122,20 @@ class MessageFilter:
         return now
 
     def _message_id(self, raw: RawMessage) -> str | None:
-        """Return the server's stanza-id (XEP-0359), else the sender's id, for dedup.
+        """Return the dedupe key: origin-id, else our server's stanza-id, else the id.
 
-        A sender-chosen id is prefixed with the sender's bare JID, so two patients'
+        A client that resends a message keeps its origin-id (XEP-0359), while the server
+        stamps each copy with a new stanza-id, so the origin-id comes first. A
+        sender-chosen id is prefixed with the sender's bare JID, so two patients'
         clients that count ids the same way do not collide.
         """
+        origin = raw.xml.find(ORIGIN_ID_TAG)
+        if origin is not None and origin.get("id"):
+            return f"xmpp:{bare_jid(raw.sender)}/{origin.get('id')}"
         for element in raw.xml.findall(STANZA_ID_TAG):
             if element.get("by", "").casefold() == self._own and element.get("id"):
                 return f"xmpp:{element.get('id')}"
-        origin = raw.xml.find(ORIGIN_ID_TAG)
-        sender_id = origin.get("id") if origin is not None else raw.xml.get("id")
+        sender_id = raw.xml.get("id")
         if not sender_id:
             return None
         return f"xmpp:{bare_jid(raw.sender)}/{sender_id}"

@@ -27,6 +27,7 @@ from slixmpp.xmlstream.xmlstream import NotConnectedError
 from medbot.config import XmppSettings
 from medbot.core.models import InboundMessage, OutgoingMessage
 from medbot.errors import TransportFatal, TransportUnavailable
+from medbot.runtime.dispatcher import describe
 from medbot.transports.base import InboundHandler
 from medbot.transports.xmpp import connection
 from medbot.transports.xmpp.contacts import ContactPolicy
@@ -150,7 +151,8 @@ class XmppTransport:
         try:
             found = await self._archive_contains(message)
         except (TimeoutError, IqError, IqTimeout, NotConnectedError) as error:
-            log.warning("Archive query for %s failed: %s", message.message_id, error)
+            log.warning("Archive query for %s failed: %s", describe(message), error)
+            log.debug("Archive query for %s failed", message.message_id)
             return False
         if found:
             self._in_doubt.discard(message.message_id)
