@@ -408,9 +408,9 @@ def _wall_instants(day: date, wall: time, patient: Patient) -> set[datetime]:
     """Return the UTC instants at which the patient's clock shows ``wall`` on ``day``."""
     naive = datetime.combine(day, wall)
     readings = [naive.replace(tzinfo=patient.zone, fold=fold).astimezone(UTC) for fold in (0, 1)]
-    shown = {instant for instant in readings if _shows(instant, naive, patient)}
+    showing = {instant for instant in readings if _shows(instant, naive, patient)}
     # Inside a gap no reading shows the wall time, so take the fold=0 one, after the gap.
-    return shown or {readings[0]}
+    return showing or {readings[0]}
 
 
 def _shows(instant: datetime, naive: datetime, patient: Patient) -> bool:
