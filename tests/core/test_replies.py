@@ -52,6 +52,21 @@ CASES: list[tuple[str, str, Reply]] = [
     ("\u2714\ufe0f", "en", CONFIRM),
     ("done \U0001f48a\U0001f44d", "en", CONFIRM),
     ("\uff59\uff45\uff53", "en", CONFIRM),  # full-width letters, folded by NFKC
+    ("I did it", "en", CONFIRM),
+    ("yes I have", "en", CONFIRM),
+    ("i have", "en", CONFIRM),
+    ("Yes I have, thanks", "en", CONFIRM),
+    ("ive taken them", "en", CONFIRM),
+    ("I\u2019ve taken them", "en", CONFIRM),
+    ("took my insulin", "en", CONFIRM),
+    ("took my meds", "en", CONFIRM),
+    ("took my pills", "en", CONFIRM),
+    ("I took my tablets", "en", CONFIRM),
+    ("taken my medication", "en", CONFIRM),
+    ("all done", "en", CONFIRM),
+    ("yes done", "en", CONFIRM),
+    ("done it", "en", CONFIRM),
+    ("injected", "en", CONFIRM),
     # Confirmations, German, and mixed languages.
     ("ja", "de", CONFIRM),
     ("Ja!", "de", CONFIRM),
@@ -63,6 +78,16 @@ CASES: list[tuple[str, str, Reply]] = [
     ("hab ich genommen, danke", "de", CONFIRM),
     ("ja danke schön", "de", CONFIRM),
     ("schon genommen", "de", CONFIRM),
+    ("gespritzt", "de", CONFIRM),
+    ("hab gespritzt", "de", CONFIRM),
+    ("ich habe gespritzt", "de", CONFIRM),
+    ("ich hab es gespritzt", "de", CONFIRM),
+    ("hab's gespritzt", "de", CONFIRM),
+    ("hab sie genommen", "de", CONFIRM),
+    ("hab meine Tabletten genommen", "de", CONFIRM),
+    ("ja klar", "de", CONFIRM),
+    ("ja, hab ich", "de", CONFIRM),
+    ("gespritzt", "en", CONFIRM),
     ("jaaa", "de", CONFIRM),
     ("ja", "en", CONFIRM),
     ("yes", "de", CONFIRM),
@@ -80,6 +105,29 @@ CASES: list[tuple[str, str, Reply]] = [
     ("überspringen", "de", SKIP),
     ("nein, heute nicht", "de", SKIP),
     ("heute nicht", "en", SKIP),
+    ("no, skip it", "en", SKIP),
+    ("not yet, skip it", "en", SKIP),
+    # A negated skip keeps the dose open.
+    ("don't skip", "en", NEGATION),
+    ("dont skip it", "en", NEGATION),
+    ("didn't skip", "en", NEGATION),
+    ("I didn't skip", "en", NEGATION),
+    ("never skip", "en", NEGATION),
+    ("do not skip", "en", NEGATION),
+    ("please don't skip it", "en", NEGATION),
+    ("don't skip today", "en", NEGATION),
+    ("nicht auslassen", "de", NEGATION),
+    ("nicht überspringen", "de", NEGATION),
+    ("bitte nicht auslassen", "de", NEGATION),
+    ("noch nicht auslassen", "de", NEGATION),
+    ("heute nicht auslassen", "de", NEGATION),
+    ("nicht auslassen", "en", NEGATION),
+    ("don't skip", "de", NEGATION),
+    ("don't skip it, later", "en", LATER),
+    ("don't skip, in 10 min", "en", snooze_for(10)),
+    ("nicht auslassen, später", "de", LATER),
+    ("don't skip, not today", "en", UNKNOWN),
+    ("don't skip, done", "en", NEGATION),
     # Snoozes.
     ("later", "en", LATER),
     ("Later please", "en", LATER),
@@ -132,6 +180,9 @@ CASES: list[tuple[str, str, Reply]] = [
     ("noch nicht", "de", NEGATION),
     ("nee", "de", NEGATION),
     ("nein danke", "de", NEGATION),
+    ("\U0001f44e", "en", NEGATION),
+    ("\U0001f44e\U0001f3fe", "en", NEGATION),
+    ("\u274c", "de", NEGATION),
     # Things that must not count as a yes.
     ("no yes", "en", NEGATION),
     ("yes no", "en", NEGATION),
@@ -141,6 +192,23 @@ CASES: list[tuple[str, str, Reply]] = [
     ("nicht genommen", "de", NEGATION),
     ("noch nicht genommen", "de", NEGATION),
     ("ja, aber noch nicht", "de", NEGATION),
+    ("yes \u274c", "en", NEGATION),
+    ("\u2705\u274c", "en", NEGATION),
+    ("\U0001f44d\U0001f44e", "en", NEGATION),
+    ("\U0001f44d\U0001f3fd\U0001f44e\U0001f3ff", "en", NEGATION),
+    ("yes \U0001f6ab", "en", NEGATION),
+    ("done \u2716\ufe0f", "en", NEGATION),
+    ("done \u2716", "en", NEGATION),
+    ("ja \u274e", "de", NEGATION),
+    ("I have not", "en", NEGATION),
+    ("haven't taken it", "en", NEGATION),
+    ("I have not taken them", "en", NEGATION),
+    ("didn't take my insulin", "en", NEGATION),
+    ("I did not take my pills", "en", NEGATION),
+    ("hab nicht gespritzt", "de", NEGATION),
+    ("noch nicht gespritzt", "de", NEGATION),
+    ("nicht gespritzt", "de", NEGATION),
+    ("ich habe es nicht genommen", "de", NEGATION),
     ("yesterday I forgot", "en", UNKNOWN),
     ("yes? what do you mean", "en", UNKNOWN),
     ("yes?", "en", UNKNOWN),
@@ -152,7 +220,15 @@ CASES: list[tuple[str, str, Reply]] = [
     ("skip later", "en", UNKNOWN),
     ("eyes", "en", UNKNOWN),
     ("yesno", "en", UNKNOWN),
-    ("\U0001f44e", "en", UNKNOWN),
+    ("take my insulin", "en", UNKNOWN),
+    ("my insulin", "en", UNKNOWN),
+    ("it", "en", UNKNOWN),
+    ("ive", "en", UNKNOWN),
+    ("hab", "de", UNKNOWN),
+    ("ich habe es", "de", UNKNOWN),
+    ("I have a question", "en", UNKNOWN),
+    ("took my insulin?", "en", UNKNOWN),
+    ("took my car", "en", UNKNOWN),
     # Greetings and politeness alone are no answer.
     ("ok", "en", UNKNOWN),
     ("thanks", "en", UNKNOWN),
@@ -216,3 +292,25 @@ def test_classify_question_never_confirms(words: list[str]) -> None:
 def test_classify_negation_beats_confirm(words: list[str], negation: str, at: int) -> None:
     words.insert(min(at, len(words)), negation)
     assert classify(" ".join(words), "de").kind is ReplyKind.NEGATION
+
+
+@given(
+    st.sampled_from(["not", "don't", "do not", "didn't", "never", "nicht", "noch nicht", "nie"]),
+    st.sampled_from(["skip", "skip it", "skip today", "auslassen", "überspringen"]),
+    st.sampled_from(["", "please", "bitte", "ok"]),
+)
+def test_classify_negated_skip_not_skip(negator: str, skip: str, filler: str) -> None:
+    text = f"{filler} {negator} {skip}"
+    assert classify(text, "en").kind is ReplyKind.NEGATION
+    assert classify(text, "de").kind is ReplyKind.NEGATION
+
+
+CROSS_EMOJI = ["\u274c", "\u274e", "\U0001f44e", "\U0001f44e\U0001f3fb", "\U0001f6ab", "\u2716"]
+
+
+@given(
+    st.lists(st.sampled_from(["yes", "ja", "done", "\u2705", "\U0001f44d"]), min_size=1),
+    st.sampled_from(CROSS_EMOJI),
+)
+def test_classify_cross_emoji_beats_confirm(words: list[str], cross: str) -> None:
+    assert classify(" ".join([*words, cross]), "en").kind is ReplyKind.NEGATION

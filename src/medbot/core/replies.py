@@ -56,16 +56,28 @@ class _Role(enum.Enum):
     SKIP = "skip"
     SNOOZE = "snooze"
     NEGATION = "negation"
-    FILLER = "filler"  # greetings and politeness ("ok", "thanks", "danke")
+    # A negation that also negates a skip right after it: "don't skip", "nicht auslassen".
+    NEGATOR = "negator"
+    # Words that mean nothing alone: greetings and politeness ("ok", "danke"), pronouns
+    # and objects ("it", "my insulin", "es") and auxiliaries ("ive", "ich habe").
+    FILLER = "filler"
+    # A skip right after a NEGATOR. Only _negate_skips creates it, never a lexicon.
+    NEGATED_SKIP = "negated skip"
 
 
 _CHECK_MARK = "✓"
-# Thumbs-up with any skin tone, the check-mark emoji and the ballot box with check. The
-# trailing variation selector (U+FE0F) and skin-tone modifiers (U+1F3FB..F) are dropped.
-_CHECK_EMOJI = re.compile("(?:\U0001f44d|\u2705|\u2714|\u2611)[\U0001f3fb-\U0001f3ff\ufe0f]*")
+_CROSS_MARK = "✗"
+# Emoji that stand for a confirming or a negating word. The trailing variation selector
+# (U+FE0F) and skin-tone modifiers (U+1F3FB..F) are dropped with them.
+_EMOJI_TAIL = "[\U0001f3fb-\U0001f3ff\ufe0f]*"
+# Thumbs-up, the check-mark emoji, the heavy check mark and the ballot box with check.
+_CHECK_EMOJI = re.compile(f"(?:\U0001f44d|\u2705|\u2714|\u2611){_EMOJI_TAIL}")
+# Thumbs-down, the cross mark, the negative squared cross mark, the heavy multiplication
+# x and the no-entry sign.
+_CROSS_EMOJI = re.compile(f"(?:\U0001f44e|\u274c|\u274e|\u2716|\U0001f6ab){_EMOJI_TAIL}")
 _APOSTROPHES = re.compile("['\u2019`\u00b4]")
-# A clock time ("21:00", "21.00"), a number, a word, or the check-mark placeholder.
-_TOKEN = re.compile(rf"\d{{1,2}}[:.]\d{{2}}(?!\d)|\d+|[^\W\d_]+|{_CHECK_MARK}")
+# A clock time ("21:00", "21.00"), a number, a word, or an emoji placeholder.
+_TOKEN = re.compile(rf"\d{{1,2}}[:.]\d{{2}}(?!\d)|\d+|[^\W\d_]+|{_CHECK_MARK}|{_CROSS_MARK}")
 _ELONGATION = re.compile(r"(\w)\1+$")
 
 
@@ -73,18 +85,33 @@ def _phrases(role: _Role, *texts: str) -> dict[tuple[str, ...], _Role]:
     return {tuple(text.split()): role for text in texts}
 
 
+# Generic names for the medicine taken ("took my insulin", "hab meine Tabletten genommen").
+# The patient's own medication names are not listed, because classify does not receive
+# them, and the closed list keeps "took my car" UNKNOWN.
+_ENGLISH_MEDICINES = (
+    "meds", "medication", "medications", "medicine", "medicines", "pill", "pills",
+    "tablet", "tablets", "insulin", "dose", "injection", "shot",
+)
+_GERMAN_MEDICINES = (
+    "medikament", "medikamente", "medizin", "tablette", "tabletten", "pille", "pillen",
+    "insulin", "spritze", "dosis",
+)
+
+
 _ENGLISH: Mapping[tuple[str, ...], _Role] = {
     **_phrases(
         _Role.FILLER,
         "ok", "okay", "k", "kk", "thanks", "thank you", "thx", "ty", "cheers", "please",
         "pls", "plz", "hi", "hey", "hello", "oh", "well", "just", "already", "now", "but",
-        "and", "so",
+        "and", "so", "it", "them", "ive",
+        *(f"my {medicine}" for medicine in _ENGLISH_MEDICINES),
     ),
     **_phrases(
         _Role.CONFIRM,
         "yes", "y", "yep", "yeah", "yup", "yea", "done", "all done", "taken", "took it",
         "i took it", "took them", "i took them", "taken it", "ive taken it",
-        "i have taken it", "i did", "did it", "yes i did", _CHECK_MARK,
+        "i have taken it", "i did", "did it", "yes i did", "took", "i took", "i have",
+        "yes i have", "injected", "i injected", _CHECK_MARK,
     ),
     **_phrases(
         _Role.SKIP,
@@ -98,9 +125,15 @@ _ENGLISH: Mapping[tuple[str, ...], _Role] = {
     ),
     **_phrases(
         _Role.NEGATION,
-        "no", "n", "nope", "nah", "not", "not yet", "not now", "never", "didnt", "dont",
-        "havent", "hasnt", "i forgot", "forgot", "didnt take it", "i didnt take it",
-        "havent taken it", "i havent taken it",
+        "no", "n", "nope", "nah", "not yet", "not now", "havent", "hasnt", "have not",
+        "i havent", "i forgot", "forgot", "forgotten", "didnt take it", "i didnt take it",
+        "didnt take", "i didnt take", "did not take", "i did not take", "havent taken it",
+        "i havent taken it", "havent taken", "i havent taken", "have not taken", _CROSS_MARK,
+    ),
+    **_phrases(
+        _Role.NEGATOR,
+        "not", "never", "dont", "do not", "i dont", "i do not", "didnt", "did not",
+        "i didnt", "i did not",
     ),
 }
 
@@ -109,14 +142,16 @@ _GERMAN: Mapping[tuple[str, ...], _Role] = {
         _Role.FILLER,
         "ok", "okay", "okey", "danke", "danke schön", "dankeschön", "danke dir", "vielen dank",
         "bitte", "hallo", "hi", "hey", "gut", "schon", "gerade", "eben", "aber", "und", "so",
-        "jetzt",
+        "jetzt", "es", "sie", "hab", "habe", "habs", "ich hab", "ich habe", "ich habs",
+        *(f"mein {medicine}" for medicine in _GERMAN_MEDICINES),
+        *(f"meine {medicine}" for medicine in _GERMAN_MEDICINES),
     ),
     **_phrases(
         _Role.CONFIRM,
         "ja", "j", "jo", "jap", "japp", "jup", "jep", "jawohl", "erledigt", "genommen",
         "eingenommen", "hab ich", "habe ich", "hab ich genommen", "habe ich genommen",
         "hab es genommen", "habs genommen", "ich habe es genommen", "ist genommen",
-        "gemacht", _CHECK_MARK,
+        "gemacht", "gespritzt", "ja klar", _CHECK_MARK,
     ),
     **_phrases(
         _Role.SKIP,
@@ -131,9 +166,13 @@ _GERMAN: Mapping[tuple[str, ...], _Role] = {
     ),
     **_phrases(
         _Role.NEGATION,
-        "nein", "n", "nee", "ne", "nö", "noe", "nicht", "noch nicht", "nicht jetzt", "kein",
-        "keine", "nie", "vergessen", "hab vergessen", "habe vergessen",
+        "nein", "n", "nee", "ne", "nö", "noe", "nicht jetzt", "kein", "keine", "vergessen",
+        "hab vergessen", "habe vergessen", "heute nicht auslassen", "heute nicht überspringen",
+        "heute nicht ueberspringen", _CROSS_MARK,
     ),
+    # German puts the negation before the verb, so "noch nicht auslassen" means "don't
+    # skip yet". English "not yet, skip it" reads as an answer and stays a skip.
+    **_phrases(_Role.NEGATOR, "nicht", "noch nicht", "nie", "niemals"),
 }
 
 _LEXICONS: Mapping[str, Mapping[tuple[str, ...], _Role]] = {"en": _ENGLISH, "de": _GERMAN}
@@ -184,6 +223,7 @@ def classify(text: str, language: str) -> Reply:
 
 def _tokenize(folded: str) -> list[str]:
     text = _CHECK_EMOJI.sub(f" {_CHECK_MARK} ", folded)
+    text = _CROSS_EMOJI.sub(f" {_CROSS_MARK} ", text)
     text = _APOSTROPHES.sub("", text)
     return _TOKEN.findall(text)
 
@@ -199,7 +239,7 @@ def _parse(tokens: list[str], lexicon: Mapping[tuple[str, ...], _Role]) -> Reply
             return UNKNOWN
         segment, position = match
         segments.append(segment)
-    return _combine(segments)
+    return _combine(_negate_skips(segments))
 
 
 def _unstretch(token: str, words: set[str]) -> str:
@@ -304,13 +344,36 @@ def _is_small_number(token: str) -> bool:
     return token.isdigit() and len(token) <= 4
 
 
+def _negate_skips(segments: list[_Segment]) -> list[_Segment]:
+    """Mark each skip right after a NEGATOR, fillers aside, as a NEGATED_SKIP.
+
+    "don't skip" keeps the dose open, while "no, not today" stays a skip because "no"
+    answers the question and negates no verb.
+    """
+    marked: list[_Segment] = []
+    previous: _Role | None = None
+    for segment in segments:
+        if segment.role is _Role.SKIP and previous is _Role.NEGATOR:
+            segment = _Segment(_Role.NEGATED_SKIP)
+        marked.append(segment)
+        if segment.role is not _Role.FILLER:
+            previous = segment.role
+    return marked
+
+
 def _combine(segments: list[_Segment]) -> Reply:
     """Turn parsed phrases into one reply.
 
     A negation anywhere beats a confirmation ("no yes", "not done"). A confirmation mixed
-    with a skip or snooze is unclear. A skip or snooze beats a negation ("no, later").
+    with a skip or snooze is unclear. A skip or snooze beats a negation ("no, later"). A
+    negated skip counts as a negation ("don't skip it, later" is a snooze), but it is
+    unclear next to a skip that is not negated.
     """
     roles = {segment.role for segment in segments} - {_Role.FILLER}
+    if {_Role.SKIP, _Role.NEGATED_SKIP} <= roles:
+        return UNKNOWN
+    if roles & {_Role.NEGATOR, _Role.NEGATED_SKIP}:
+        roles = (roles - {_Role.NEGATOR, _Role.NEGATED_SKIP}) | {_Role.NEGATION}
     if _Role.CONFIRM in roles:
         if roles == {_Role.CONFIRM}:
             return Reply(ReplyKind.CONFIRM)
