@@ -9,6 +9,7 @@ Patients are staggered so the bot has a dose event every second or two.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from campaign import configs, database
 from campaign.bot import BotProcess
 from campaign.context import Campaign
+from campaign.database import CycleRow
 from campaign.patients import PatientAgent
 from campaign.results import SectionResult
 from campaign.transcript import Dose, Outage, Received, TranscriptReport, check_transcript
@@ -161,6 +163,7 @@ def check_run(
     end = run.end_of_schedule + REASK * ASKS
     report = check_transcript(received, run.doses, run.outages,
                               [row.message_id for row in outbox], end)
+    _save_transcript(run, received)
     for name in ignored:
         result.figures[name] = len(getattr(report, name))
         setattr(report, name, [])
@@ -179,10 +182,22 @@ def check_run(
         result.check(f"transcript: {name}", False, detail, known=known)
     unknown = [name for name in report.problems() if name not in known_defects]
     result.check("transcript: no unknown problems", not unknown, f"{unknown}")
-    _check_replies(result, run, {cycle.dose_id: cycle.phase for cycle in cycles})
+    _check_replies(result, run, cycles)
     if run.startup_seconds:
         result.figures["startup_s_max"] = round(max(run.startup_seconds), 2)
     return report
+
+
+def _save_transcript(run: DoseRun, received: list[Received]) -> None:
+    """Keep what the patients received and when the bot was down, for a later look."""
+    document = {
+        "outages": [[o.start.isoformat(), o.end.isoformat()] for o in run.outages],
+        "received": [
+            [m.patient_id, m.message_id, m.received_at.isoformat()] for m in received
+        ],
+    }
+    path = run.database.with_name("transcript.json")
+    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
 
 
 def collect_evidence(campaign: Campaign, run: DoseRun) -> None:
@@ -198,9 +213,16 @@ def collect_evidence(campaign: Campaign, run: DoseRun) -> None:
     )
 
 
-def _check_replies(result: SectionResult, run: DoseRun, phases: dict[str, str]) -> None:
-    """Every "yes" sent while the bot was up, well inside the cycle, must mark the dose taken."""
+def _check_replies(result: SectionResult, run: DoseRun, cycles: list[CycleRow]) -> None:
+    """Every "yes" sent while the bot was up, well inside the cycle, must mark a dose taken.
+
+    Usually that is the dose the patient meant. When a restart delayed an older dose's
+    re-ask until after the newer dose's ask, the bot applies the reply to the dose asked
+    last, as designed, so any dose of the patient answered right after the reply counts.
+    """
     margin = timedelta(seconds=1)
+    phases = {cycle.dose_id: cycle.phase for cycle in cycles}
+    answered = [(cycle.patient_id, cycle.answered_at) for cycle in cycles if cycle.answered_at]
     unapplied = []
     for agent in run.agents:
         for reply in agent.replies:
@@ -208,7 +230,14 @@ def _check_replies(result: SectionResult, run: DoseRun, phases: dict[str, str]) 
             in_cycle = reply.sent_at < due + REASK * ASKS - margin
             during_outage = any(o.start - margin <= reply.sent_at <= o.end + margin
                                 for o in (*run.outages, *run.reply_blackouts))
-            if in_cycle and not during_outage and phases.get(reply.dose_id) != "taken":
+            if not in_cycle or during_outage or phases.get(reply.dose_id) == "taken":
+                continue
+            latest = reply.sent_at + 5 * margin
+            elsewhere = any(
+                patient == agent.patient_id and reply.sent_at - margin <= at <= latest
+                for patient, at in answered
+            )
+            if not elsewhere:
                 unapplied.append(f"{reply.dose_id}: {phases.get(reply.dose_id)}")
     result.figures["replies_not_applied"] = len(unapplied)
     result.check("every timely reply marks its dose taken", not unapplied,

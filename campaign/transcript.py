@@ -250,18 +250,29 @@ def _check_one_dose(
 
 
 def _expected_ask(dose: Dose, outages: Sequence[Outage], tolerances: Tolerances) -> bool | None:
-    """Return True when an ask must arrive, False when none may, None when either is fine."""
-    for outage in outages:
-        start = outage.start - tolerances.margin
-        end = outage.end + tolerances.margin
-        if not start <= dose.due_at <= end:
-            continue
-        if outage.end + tolerances.margin < dose.due_at + dose.late_window:
-            return True if dose.due_at > outage.start + tolerances.margin else None
-        if outage.end - tolerances.margin > dose.due_at + dose.late_window:
-            return False
+    """Return True when an ask must arrive, False when none may, None when either is fine.
+
+    A dose near two outages, or due just before a kill (it may have been asked before
+    it), allows either.
+    """
+    margin = tolerances.margin
+    near = [
+        outage for outage in outages
+        if outage.start - margin <= dose.due_at <= outage.end + margin
+    ]
+    if not near:
+        return True
+    if len(near) > 1:
         return None
-    return True
+    outage = near[0]
+    window_end = dose.due_at + dose.late_window
+    if dose.due_at <= outage.start + margin:
+        return None
+    if outage.end + margin < window_end:
+        return True
+    if outage.end - margin > window_end:
+        return False
+    return None
 
 
 def _check_bursts(

@@ -122,3 +122,16 @@ def test_summary_twice_is_flagged() -> None:
     summary = Received("bob/missed-summary/20261204T190100Z", "x", T0, "bob")
     report = _check([summary, summary], [])
     assert len(report.extra_summaries) == 1
+
+
+def test_dose_due_just_before_kill_may_be_asked() -> None:
+    outage = Outage(T0 + timedelta(seconds=1), T0 + timedelta(seconds=30))
+    report = _check([_got(0.1, "ask")], [_dose(0)], [outage])
+    assert report.unexpected_asks == []
+
+
+def test_dose_between_two_outages_may_go_either_way() -> None:
+    first = Outage(T0 - timedelta(seconds=4), T0 - timedelta(seconds=2))
+    second = Outage(T0 + timedelta(seconds=1), T0 + timedelta(seconds=30))
+    report = _check([], [_dose(0)], [first, second])
+    assert report.unasked_doses == []
