@@ -177,6 +177,14 @@ class StoreContract:
         assert sorted(cycle.phase.value for cycle in loaded) == ["asking", "scheduled"]
         assert all(cycle in cycles for cycle in loaded)
 
+    async def test_unschedule_deletes_scheduled_only(self, store: Store) -> None:
+        scheduled = make_cycle(due=DUE, next_at=DUE)
+        asking = make_cycle(due=DUE + timedelta(days=1), phase=Phase.ASKING, asks_sent=1)
+        await store.commit([Change(cycles=[scheduled, asking])])
+        await store.commit([Change(unscheduled=[scheduled.id, asking.id])])
+        assert await store.load_cycle(scheduled.id) is None
+        assert await store.load_cycle(asking.id) == asking
+
     async def test_last_due_per_medication(self, store: Store) -> None:
         cycles = [
             make_cycle(due=DUE),

@@ -22,12 +22,14 @@ class Change:
 
     ``cycles`` are inserted or replaced by dose id. ``messages`` are added to the outbox;
     a message id that is already in the outbox is kept as it is. ``inbound_ids`` are
-    recorded as processed.
+    recorded as processed. ``unscheduled`` names doses to delete, which happens only to
+    a dose still SCHEDULED: nothing was sent for it, so it leaves no history behind.
     """
 
     cycles: Sequence[Cycle] = ()
     messages: Sequence[OutgoingMessage] = ()
     inbound_ids: Sequence[str] = ()
+    unscheduled: Sequence[str] = ()
 
 
 class Store(Protocol):

@@ -148,14 +148,31 @@ class SqliteStore:
 
     async def _configure(self, connection: aiosqlite.Connection) -> None:
         try:
-            rows = list(await connection.execute_fetchall("PRAGMA journal_mode = WAL"))
-            await connection.execute(f"PRAGMA synchronous = {self._synchronous.value}")
             await connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            rows = await self._enable_wal(connection)
+            await connection.execute(f"PRAGMA synchronous = {self._synchronous.value}")
         except sqlite3.Error as exc:
             raise _store_error("open", self._path, exc) from exc
         mode = rows[0][0] if rows else None
         if mode != "wal":
             raise StoreError(f"open {self._path} failed: WAL journal mode unavailable ({mode})")
+
+    async def _enable_wal(self, connection: aiosqlite.Connection) -> list[Any]:
+        """Switch to WAL, retrying while another process holds the file.
+
+        Switching a new file to WAL needs an exclusive lock, and SQLite can report the
+        file as locked at once, without calling the busy handler, while a second process
+        opens the same new file.
+        """
+        deadline = asyncio.get_running_loop().time() + _BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return list(await connection.execute_fetchall("PRAGMA journal_mode = WAL"))
+            except sqlite3.OperationalError as exc:
+                locked = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                if not locked or asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(0.05)
 
     # --- Migrations ----------------------------------------------------------------------
 
@@ -217,6 +234,8 @@ class SqliteStore:
             batches.append((schema.INSERT_MESSAGE, _message_rows(changes)))
         if any(change.inbound_ids for change in changes):
             batches.append((schema.INSERT_INBOUND, _inbound_rows(changes, processed_at)))
+        if any(change.unscheduled for change in changes):
+            batches.append((schema.DELETE_SCHEDULED, _unscheduled_rows(changes)))
         await self._write("commit to", batches)
 
     async def mark_attempted(self, message_ids: Sequence[str], at: datetime) -> None:
@@ -391,6 +410,12 @@ def _message_rows(changes: Sequence[Change]) -> Iterator[_Row]:
                 message.body,
                 _encode_time(message.created_at),
             )
+
+
+def _unscheduled_rows(changes: Sequence[Change]) -> Iterator[_Row]:
+    for change in changes:
+        for dose_id in change.unscheduled:
+            yield (dose_id,)
 
 
 def _inbound_rows(changes: Sequence[Change], processed_at: int) -> Iterator[_Row]:

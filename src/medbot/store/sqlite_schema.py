@@ -118,6 +118,8 @@ INSERT_INBOUND = """
     ON CONFLICT (inbound_id) DO NOTHING
 """
 SELECT_INBOUND = "SELECT 1 FROM inbound WHERE inbound_id = ?"
+# Only a dose that never got a message may be deleted; any later phase is history.
+DELETE_SCHEDULED = f"DELETE FROM cycles WHERE dose_id = ? AND phase = '{Phase.SCHEDULED.value}'"
 
 OUTBOX_COLUMNS = (
     "message_id, patient_id, recipient, kind, body, created_at,"
