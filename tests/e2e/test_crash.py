@@ -58,7 +58,8 @@ def medbot(*args: str) -> list[str]:
 def start_run(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as output:
         return subprocess.Popen(
-            medbot("run", "--config", str(config)),
+            # DEBUG lines carry the full message ids that the transcript is checked by.
+            medbot("run", "--config", str(config), "--log-level", "debug"),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -81,16 +82,16 @@ def test_kill_mid_cycle_loses_nothing(tmp_path: Path) -> None:
 
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
     first = start_run(config, first_log)
-    wait_for(first_log, r"sent ask-1 for dose")
+    wait_for(first_log, r"sent \S+/ask-1 ")
     first.send_signal(signal.SIGKILL)
     first.wait(TIMEOUT)
 
     second = start_run(config, second_log)
-    wait_for(second_log, r"sent give-up for dose")
+    wait_for(second_log, r"sent \S+/give-up ")
     second.send_signal(signal.SIGTERM)
     assert second.wait(TIMEOUT) == 0
 
     transcript = first_log.read_text(encoding="utf-8") + second_log.read_text(encoding="utf-8")
     for suffix in ("ask-1", "reask-2", "reask-3", "give-up"):
-        assert len(re.findall(rf"sent {suffix} for dose", transcript)) == 1, transcript
+        assert len(re.findall(rf"sent \S+/{suffix} ", transcript)) == 1, transcript
     assert transcript.count("medbot -> Bob:") == 4, transcript

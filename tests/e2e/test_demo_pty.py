@@ -8,7 +8,7 @@ import pexpect
 import pytest
 
 # At 1200 times real speed a 20-minute re-ask interval takes one real second.
-DEMO = [sys.executable, "-m", "medbot", "demo", "--speed", "1200", "--log-level", "info"]
+DEMO = [sys.executable, "-m", "medbot", "demo", "--speed", "1200", "--log-level", "debug"]
 TIMEOUT = 15
 
 pytestmark = pytest.mark.slow
@@ -22,10 +22,10 @@ def spawn_demo() -> pexpect.spawn:
 
 def test_demo_praises_yes() -> None:
     child = spawn_demo()
-    child.expect(r"sent ask-1 for dose bob/insulin/")
-    child.expect(r"sent reask-2 for dose bob/insulin/")
+    child.expect(r"sent bob/insulin/\S+/ask-1 ")
+    child.expect(r"sent bob/insulin/\S+/reask-2 ")
     child.sendline("yes")
-    child.expect(r"sent praise for dose bob/insulin/")
+    child.expect(r"sent bob/insulin/\S+/praise ")
     child.expect(r"Recorded in the database: dose due \d\d:\d\d is taken after 2 ask")
     child.expect(pexpect.EOF)
     child.close()
@@ -34,10 +34,10 @@ def test_demo_praises_yes() -> None:
 
 def test_demo_gives_up_unanswered() -> None:
     child = spawn_demo()
-    child.expect(r"sent ask-1 for dose")
-    child.expect(r"sent reask-2 for dose")
-    child.expect(r"sent reask-3 for dose")
-    child.expect(r"sent give-up for dose")
+    child.expect(r"sent \S+/ask-1 ")
+    child.expect(r"sent \S+/reask-2 ")
+    child.expect(r"sent \S+/reask-3 ")
+    child.expect(r"sent \S+/give-up ")
     child.expect(r"is missed after 3 ask")
     child.expect(pexpect.EOF)
     child.close()

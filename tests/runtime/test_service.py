@@ -31,22 +31,27 @@ DOSE = "bob/insulin/20261204T190000Z"
 OPTIONS = ServiceOptions(retry=RetryPolicy(initial=0.001, maximum=0.004), drain_timeout=2.0)
 
 
-def make_patient(number: int = 0) -> Patient:
-    medication = Medication(
-        id="insulin",
-        name="long-acting insulin",
-        schedule=DailySchedule(times=(time(19, 0),)),
+def make_medication(medication_id: str = "insulin", at: time = time(19, 0)) -> Medication:
+    return Medication(
+        id=medication_id,
+        name=medication_id,
+        schedule=DailySchedule(times=(at,)),
         reask_interval=timedelta(minutes=20),
         asks=3,
     )
+
+
+def make_patient(
+    number: int = 0, medications: Sequence[Medication] | None = None, zone: str = "UTC"
+) -> Patient:
     patient_id = "bob" if number == 0 else f"p{number}"
     return Patient(
         id=patient_id,
         name="Bob",
         address=f"{patient_id}@example.org",
         language="en",
-        zone=ZoneInfo("UTC"),
-        medications=(medication,),
+        zone=ZoneInfo(zone),
+        medications=tuple(medications or (make_medication(),)),
     )
 
 
@@ -315,3 +320,119 @@ async def test_stop_closes_transport(harness: Harness) -> None:
 async def test_eventually_helper_times_out() -> None:
     with pytest.raises(AssertionError):
         await eventually(lambda: False, timeout=0.01)
+
+
+# --- Edited configuration ---------------------------------------------------------------
+
+
+def open_dues(harness: Harness) -> list[datetime]:
+    return sorted(cycle.key.due_at for cycle in harness.service.open_cycles.values())
+
+
+async def restart_with(harness: Harness, patient: Patient, after: timedelta) -> RecordingTransport:
+    await harness.stop()
+    harness.config = make_config(harness.database, [patient])
+    harness.clock.advance(after)
+    return await harness.start()
+
+
+async def test_time_change_after_ask(harness: Harness) -> None:
+    await harness.start()
+    await harness.advance(timedelta(minutes=1))
+    await harness.reply("yes", "m1")
+    later = make_patient(medications=[make_medication(at=time(20, 0))])
+    transport = await restart_with(harness, later, timedelta(minutes=30))
+    assert open_dues(harness) == [utc(2026, 12, 5, 20)]
+    await harness.advance(timedelta(days=1, minutes=30))  # Dec 5 20:01
+    assert [m.message_id for m in transport.sent] == ["bob/insulin/20261205T200000Z/ask-1"]
+
+
+async def test_time_change_before_ask(harness: Harness) -> None:
+    await harness.start()
+    later = make_patient(medications=[make_medication(at=time(20, 0))])
+    transport = await restart_with(harness, later, timedelta(minutes=5))
+    assert open_dues(harness) == [utc(2026, 12, 4, 20)]
+    await harness.advance(timedelta(hours=1))
+    assert [m.message_id for m in transport.sent] == ["bob/insulin/20261204T200000Z/ask-1"]
+    assert await harness.phase() is None
+
+
+async def test_zone_change_after_ask(harness: Harness) -> None:
+    await harness.start()
+    await harness.advance(timedelta(minutes=1))
+    await harness.reply("yes", "m1")
+    moved = make_patient(zone="America/New_York")
+    await restart_with(harness, moved, timedelta(minutes=30))
+    # 19:00 in New York on Dec 4 is only five hours after the dose just asked, so the
+    # new schedule starts with Dec 5.
+    assert open_dues(harness) == [utc(2026, 12, 6, 0)]
+
+
+async def test_removed_medication_dose_dropped(harness: Harness) -> None:
+    await harness.start()
+    other = make_patient(medications=[make_medication("vitamin", at=time(21, 0))])
+    await restart_with(harness, other, timedelta(minutes=5))
+    assert open_dues(harness) == [utc(2026, 12, 4, 21)]
+    assert await harness.phase() is None
+
+
+# --- Which dose a reply answers ---------------------------------------------------------
+
+
+def two_doses(second_at: time, second: str = "vitamin") -> Patient:
+    return make_patient(medications=[make_medication(), make_medication(second, at=second_at)])
+
+
+async def step(harness: Harness, minutes: int) -> None:
+    """Advance one minute at a time, so every timer fires on time."""
+    for _ in range(minutes):
+        await harness.advance(timedelta(minutes=1))
+
+
+async def delayed_reply(harness: Harness, body: str, sent_at: datetime, message_id: str) -> None:
+    assert harness.transport.handler is not None
+    await harness.transport.handler(InboundMessage("bob@example.org", body, sent_at, message_id))
+    await harness.settle()
+
+
+async def test_delayed_reply_answers_earlier_ask(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, START, [two_doses(time(19, 10))])
+    await harness.start()
+    await step(harness, 22)  # insulin 19:00, vitamin 19:10, insulin again 19:20
+    await delayed_reply(harness, "yes", utc(2026, 12, 4, 19, 15), "m1")
+    assert await harness.phase("bob/vitamin/20261204T191000Z") is Phase.TAKEN
+    assert await harness.phase(DOSE) is Phase.ASKING
+    await harness.stop()
+
+
+async def test_delayed_reply_not_dropped(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, START, [two_doses(time(19, 30))])
+    await harness.start()
+    await step(harness, 32)  # insulin 19:00 and 19:20, vitamin 19:30
+    await delayed_reply(harness, "yes", utc(2026, 12, 4, 19, 5), "m1")
+    assert await harness.phase(DOSE) is Phase.TAKEN
+    assert await harness.phase("bob/vitamin/20261204T193000Z") is Phase.ASKING
+    await harness.stop()
+
+
+async def test_same_time_doses_in_config_order(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, START, [two_doses(time(19, 0), second="metformin")])
+    await harness.start()
+    await harness.advance(timedelta(minutes=1))
+    await harness.reply("yes", "m1")
+    assert await harness.phase(DOSE) is Phase.TAKEN
+    assert await harness.phase("bob/metformin/20261204T190000Z") is Phase.ASKING
+    await harness.reply("yes", "m2")
+    assert await harness.phase("bob/metformin/20261204T190000Z") is Phase.TAKEN
+    await harness.stop()
+
+
+async def test_offline_reply_after_window_ignored(harness: Harness) -> None:
+    await harness.start()
+    await harness.advance(timedelta(minutes=1))
+    await harness.stop()
+    harness.clock.advance(timedelta(days=2, minutes=29))  # Dec 6 19:30
+    offline = InboundMessage("bob@example.org", "yes", utc(2026, 12, 6, 19, 10), "m1")
+    transport = await harness.start(OfflineTransport([offline]))
+    assert await harness.phase() is Phase.MISSED
+    assert "praise" not in transport.suffixes()

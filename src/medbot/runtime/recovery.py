@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from medbot.config import Config
 from medbot.core import conversation
-from medbot.core.models import Cycle, DoseKey, Medication, Patient
+from medbot.core.models import Cycle, DoseKey, Medication, Patient, Phase
 from medbot.core.schedule import next_occurrence, occurrences
 from medbot.store.base import Store
 
 log = logging.getLogger(__name__)
 
 MedicationKey = tuple[str, str]  # (patient id, medication id)
+
+# Occurrences of an edited schedule that may be skipped as repeats of a dose already asked.
+# This is only a bound, because two suffice for any schedule with a gap between its doses.
+_MAX_SKIPPED_AFTER_CHANGE = 100
+
+# Schedules have one-second resolution, so the first occurrence after this much before
+# an instant is that instant exactly when it is an occurrence.
+_JUST_BEFORE = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,27 +53,84 @@ class Materialised:
     latest_due: dict[MedicationKey, datetime]
 
 
+def outdated_doses(config: Config, open_cycles: Sequence[Cycle]) -> list[Cycle]:
+    """Return the SCHEDULED cycles that the configuration no longer produces.
+
+    A dose is outdated when its patient or medication was removed, or when its due
+    instant is not an occurrence of the medication's current schedule in the patient's
+    current zone, as after a change of time or zone. Nothing was sent for such a dose.
+    """
+    outdated = []
+    for cycle in open_cycles:
+        if cycle.phase is not Phase.SCHEDULED:
+            continue
+        patient = config.patient(cycle.key.patient_id)
+        medication = patient.medication(cycle.key.medication_id) if patient else None
+        if patient is None or medication is None or not _is_occurrence(patient, medication, cycle):
+            outdated.append(cycle)
+    return outdated
+
+
+def _is_occurrence(patient: Patient, medication: Medication, cycle: Cycle) -> bool:
+    due = cycle.key.due_at
+    return next_occurrence(medication.schedule, patient.zone, due - _JUST_BEFORE) == due
+
+
 async def materialise(
-    config: Config, store: Store, now: datetime, limits: CatchUpLimits
+    config: Config,
+    store: Store,
+    now: datetime,
+    limits: CatchUpLimits,
+    changed: Mapping[MedicationKey, datetime] | None = None,
 ) -> Materialised:
     """Build the cycles every configured medication needs at ``now``.
 
-    A medication with no stored dose gets its next occurrence after ``now``. One with
-    stored doses gets every occurrence after its last stored due time up to ``now``
-    (within ``limits``), plus the next occurrence after ``now``.
+    A medication with no stored dose gets its next occurrence after ``now``. A medication
+    in ``changed`` had its schedule or zone edited, and its value is the due time of the
+    dose the old schedule had planned next. It gets the first occurrence of the new
+    schedule that ``_first_after_change`` accepts. Any other medication gets every occurrence
+    after its last stored due time up to ``now`` (within ``limits``), plus the next
+    occurrence after ``now``.
     """
+    changed = changed or {}
     cycles: list[Cycle] = []
     latest_due: dict[MedicationKey, datetime] = {}
     for patient in config.patients:
         for medication in patient.medications:
-            last = await store.last_due(patient.id, medication.id)
-            dues = _missing_dues(patient, medication, last, now, limits)
+            key = (patient.id, medication.id)
+            last = await store.last_due(*key)
+            if key in changed:
+                dues = _first_after_change(patient, medication, last, changed[key], now)
+            else:
+                dues = _missing_dues(patient, medication, last, now, limits)
             cycles.extend(
                 conversation.new_cycle(DoseKey(patient.id, medication.id, due)) for due in dues
             )
             known = [due for due in (last, *dues) if due is not None]
-            latest_due[(patient.id, medication.id)] = max(known)
+            latest_due[key] = max(known)
     return Materialised(tuple(cycles), latest_due)
+
+
+def _first_after_change(
+    patient: Patient,
+    medication: Medication,
+    last: datetime | None,
+    replaced: datetime,
+    now: datetime,
+) -> list[datetime]:
+    """Return the first dose of an edited schedule, as a one-element list.
+
+    ``last`` is the latest dose already asked or closed, and ``replaced`` the dose the old
+    schedule had planned next. An occurrence after ``now`` that lies nearer to ``last``
+    than to ``replaced`` stands for the dose already asked, so it is skipped. Moving
+    today's 19:00 dose to 20:00 after the 19:00 ask thus does not ask again today.
+    """
+    due = next_occurrence(medication.schedule, patient.zone, now)
+    for _ in range(_MAX_SKIPPED_AFTER_CHANGE):
+        if last is None or (due > last and abs(due - replaced) <= abs(due - last)):
+            break
+        due = next_occurrence(medication.schedule, patient.zone, due)
+    return [due]
 
 
 def _missing_dues(
@@ -86,9 +152,8 @@ def _missing_dues(
     skipped = total - len(recent)
     if skipped or (start > last and _fell_due_between(patient, medication, last, start)):
         log.warning(
-            "doses of %s/%s before %s are older than the catch-up limit and get no record",
+            "doses of patient %s before %s are older than the catch-up limit and get no record",
             patient.id,
-            medication.id,
             (recent[0] if recent else start).isoformat(),
         )
     dues = [*recent, upcoming]

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from medbot.config import Config
-from medbot.core import conversation, replies
+from medbot.core import conversation, replies, routing
 from medbot.core.models import (
     Cycle,
     DoseKey,
     InboundMessage,
     Medication,
+    MessageKind,
     OutgoingMessage,
     Patient,
     Phase,
@@ -31,8 +32,13 @@ from medbot.core.models import (
 from medbot.core.schedule import next_occurrence
 from medbot.errors import MedbotError, StoreError, TransportFatal
 from medbot.runtime.clock import Clock
-from medbot.runtime.dispatcher import Dispatcher, RetryPolicy
-from medbot.runtime.recovery import CatchUpLimits, MedicationKey, materialise
+from medbot.runtime.dispatcher import Dispatcher, RetryPolicy, message_ref
+from medbot.runtime.recovery import (
+    CatchUpLimits,
+    MedicationKey,
+    materialise,
+    outdated_doses,
+)
 from medbot.runtime.timers import TimerHeap
 from medbot.store.base import Change, Store
 from medbot.transports.base import Transport
@@ -156,10 +162,15 @@ class Service:
         await self._store.open()
         self._store_open = True
         log.info("starting with %d patient(s)", len(self._config.patients))
-        await self._materialise()
+        changed = await self._drop_outdated()
+        await self._materialise(changed)
         for cycle in await self._store.load_open_cycles():
             if self._lookup(cycle) is None:
-                log.warning("open dose %s is not in the configuration; left as it is", cycle.id)
+                log.warning(
+                    "an open dose of patient %s is no longer configured; left as it is (%s)",
+                    cycle.key.patient_id,
+                    message_ref(cycle.id),
+                )
                 continue
             self._track(cycle)
         self._transport_started = True
@@ -170,9 +181,26 @@ class Service:
         log.info("started: %d open dose(s)", len(self._cycles))
         self._started.set()
 
-    async def _materialise(self) -> None:
+    async def _drop_outdated(self) -> dict[MedicationKey, datetime]:
+        """Delete planned doses that the edited configuration no longer produces.
+
+        Returns, for each medication whose schedule or zone changed, the earliest due time
+        that was deleted, from which ``materialise`` starts the new schedule instead of
+        catching up on occurrences of the new schedule that were never planned.
+        """
+        outdated = outdated_doses(self._config, await self._store.load_open_cycles())
+        if not outdated:
+            return {}
+        await self._store.commit([Change(unscheduled=[cycle.id for cycle in outdated])])
+        log.info("removed %d dose(s) that the configuration no longer schedules", len(outdated))
+        replaced: dict[MedicationKey, datetime] = {}
+        for cycle in sorted(outdated, key=lambda cycle: cycle.key.due_at, reverse=True):
+            replaced[(cycle.key.patient_id, cycle.key.medication_id)] = cycle.key.due_at
+        return replaced
+
+    async def _materialise(self, changed: dict[MedicationKey, datetime]) -> None:
         result = await materialise(
-            self._config, self._store, self._clock.now(), self._options.catch_up
+            self._config, self._store, self._clock.now(), self._options.catch_up, changed
         )
         if result.cycles:
             await self._store.commit([Change(cycles=result.cycles)])
@@ -341,16 +369,14 @@ class Service:
             log.debug("inbound message %s was processed before; ignored", inbound_id)
             return
         batch = _Batch()
-        cycle = self._answered_cycle(patient.id)
+        cycle = await self._answered_cycle(patient, message.sent_at)
         if cycle is not None:
             batch.add(self._apply_reply(patient, cycle, message))
         await self._commit(batch, queue_messages=True, inbound_id=inbound_id)
-        log.info(
-            "inbound message %s from patient %s applied to dose %s",
-            message.message_id,
-            patient.id,
-            cycle.id if cycle is not None else None,
-        )
+        if cycle is None:
+            log.info("a message from patient %s answers no open dose", patient.id)
+        else:
+            log.info("applied a message from patient %s (%s)", patient.id, message_ref(cycle.id))
 
     def _apply_reply(self, patient: Patient, cycle: Cycle, message: InboundMessage) -> Transition:
         medication = patient.medication(cycle.key.medication_id)
@@ -359,20 +385,25 @@ class Service:
         now = self._clock.now()
         return conversation.on_reply(cycle, patient, medication, reply, message.sent_at, now)
 
-    def _answered_cycle(self, patient_id: str) -> Cycle | None:
-        """Pick the cycle a reply answers: the patient's ASKING cycle asked most recently.
+    async def _answered_cycle(self, patient: Patient, sent_at: datetime) -> Cycle | None:
+        """Pick the open dose a reply sent at ``sent_at`` answers; see ``routing``."""
+        ranks = {medication.id: rank for rank, medication in enumerate(patient.medications)}
+        candidates = []
+        for dose_id in self._by_patient.get(patient.id, ()):
+            cycle = self._cycles[dose_id]
+            medication = patient.medication(cycle.key.medication_id)
+            if cycle.phase is not Phase.ASKING or medication is None:
+                continue
+            asked_at = await self._ask_times(cycle)
+            rank = ranks[medication.id]
+            candidates.append(routing.OpenDose(cycle, medication, asked_at, rank))
+        return routing.answered_dose(candidates, sent_at)
 
-        A patient who has two doses open answers the question in front of them, which is
-        the one asked last; ties go to the later due time.
-        """
-        asking = [
-            self._cycles[dose_id]
-            for dose_id in self._by_patient.get(patient_id, ())
-            if self._cycles[dose_id].phase is Phase.ASKING
-        ]
-        if not asking:
-            return None
-        return max(asking, key=lambda c: (c.last_asked_at or c.key.due_at, c.key.due_at))
+    async def _ask_times(self, cycle: Cycle) -> tuple[datetime, ...]:
+        """Return when each ask and re-ask of ``cycle`` was committed, from the outbox."""
+        asks = (MessageKind.ASK, MessageKind.REASK)
+        entries = await self._store.outbox_for_dose(cycle.id)
+        return tuple(entry.message.created_at for entry in entries if entry.message.kind in asks)
 
     def _log_unknown_sender(self, sender: str) -> None:
         self._unknown_senders += 1
