@@ -20,7 +20,7 @@ import os
 import tomllib
 import zoneinfo
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -81,20 +81,26 @@ class Config:
     transport: TransportKind
     patients: tuple[Patient, ...]
     xmpp: XmppSettings | None = None  # set exactly when transport is XMPP
+    # Look-up tables built from ``patients``. The runtime looks a patient up for every
+    # due timer, and a scan of the tuple made a herd of N doses cost N squared.
+    _by_id: dict[str, Patient] = field(init=False, repr=False, compare=False)
+    _by_address: dict[str, Patient] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_id: dict[str, Patient] = {}
+        by_address: dict[str, Patient] = {}
+        for patient in self.patients:
+            by_id.setdefault(patient.id, patient)
+            by_address.setdefault(patient.address.casefold(), patient)
+        object.__setattr__(self, "_by_id", by_id)
+        object.__setattr__(self, "_by_address", by_address)
 
     def patient(self, patient_id: str) -> Patient | None:
-        for patient in self.patients:
-            if patient.id == patient_id:
-                return patient
-        return None
+        return self._by_id.get(patient_id)
 
     def patient_by_address(self, address: str) -> Patient | None:
         """Return the patient whose chat address equals ``address`` (case-insensitive)."""
-        wanted = address.casefold()
-        for patient in self.patients:
-            if patient.address.casefold() == wanted:
-                return patient
-        return None
+        return self._by_address.get(address.casefold())
 
 
 # --- Loading ------------------------------------------------------------------------------
