@@ -19,7 +19,13 @@ from typing import ParamSpec, TypeVar
 import click
 
 from medbot import __version__, reports
-from medbot.config import Config, TransportKind, describe_config, load_config
+from medbot.config import (
+    Config,
+    TransportKind,
+    default_database,
+    describe_config,
+    load_config,
+)
 from medbot.core.durations import DurationError, parse_duration
 from medbot.core.models import Cycle
 from medbot.demo import DemoSettings, run_demo
@@ -68,6 +74,7 @@ def _configure_logging(level: str) -> None:
 
 _config_option = click.option(
     "--config",
+    "-c",
     "config_path",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
@@ -135,7 +142,9 @@ def run(config_path: Path, log_level: str) -> None:
 
 async def _run_service(config: Config) -> int:
     clock = SystemClock()
-    store = SqliteStore(config.database, create_parent=True)
+    # Only the default data directory is created; a configured path whose directory is
+    # missing is more likely a typo, which should fail with a clear error.
+    store = SqliteStore(config.database, create_parent=config.database == default_database())
     service = Service(config, store, _build_transport(config, clock), clock)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -176,7 +185,7 @@ def _parse_interval(_ctx: click.Context, _param: click.Parameter, value: str) ->
 )
 @click.option(
     "--asks",
-    type=click.IntRange(min=1, max=20),
+    type=click.IntRange(min=1, max=10),
     default=3,
     show_default=True,
     help="Number of asks before the give-up message.",

@@ -317,7 +317,8 @@ def _resolve(value: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _default_database() -> Path:
+def default_database() -> Path:
+    """Return the database path used when ``bot.database`` is not set."""
     return platformdirs.user_data_path("medbot", ensure_exists=False) / "medbot.sqlite3"
 
 
@@ -325,7 +326,7 @@ def _build(section: FileSection, path: Path) -> Config:
     base = path.absolute().parent
     bot = section.bot
     default_zone = zoneinfo.ZoneInfo(bot.time_zone)
-    database = _resolve(bot.database, base) if bot.database is not None else _default_database()
+    database = _resolve(bot.database, base) if bot.database is not None else default_database()
     patients = tuple(_build_patient(patient, default_zone) for patient in section.patients)
     xmpp = _build_xmpp(section.xmpp, base) if section.xmpp is not None else None
     return Config(

@@ -31,6 +31,13 @@ PATIENT_ID = "bob"
 MEDICATION_ID = "insulin"
 # Real seconds from the start of the demo to the first ask.
 FIRST_ASK_AFTER = 1.0
+# The medication's name and sample replies in each language the demo offers, so a German
+# demo reads German throughout.
+MEDICATION_NAMES = {"en": "long-acting insulin", "de": "Langzeitinsulin"}
+SAMPLE_REPLIES = {
+    "en": "yes, skip, later, snooze 10",
+    "de": "ja, auslassen, später, in 10 minuten",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +73,7 @@ def demo_config(database: Path, settings: DemoSettings, now: datetime, zone: Zon
     due_local = (now + lead).astimezone(zone)
     medication = Medication(
         id=MEDICATION_ID,
-        name="long-acting insulin",
+        name=MEDICATION_NAMES.get(settings.language, MEDICATION_NAMES["en"]),
         schedule=DailySchedule(times=(due_local.time().replace(microsecond=0, tzinfo=None),)),
         reask_interval=settings.interval,
         asks=settings.asks,
@@ -93,11 +100,12 @@ def banner(settings: DemoSettings) -> str:
     real = settings.interval.total_seconds() / settings.speed
     return "\n".join(
         [
-            "medbot demo: you are Bob, and it is time for your long-acting insulin.",
+            "medbot demo: you are Bob, and it is time for your"
+            f" {MEDICATION_NAMES.get(settings.language, MEDICATION_NAMES['en'])}.",
             f"Time runs {settings.speed:g} times faster: medbot asks up to {settings.asks}"
             f" times, every {interval} ({real:g} s of real time).",
-            "Answer as Bob: yes, skip, later, snooze 10, or anything else."
-            " Ctrl-D or Ctrl-C ends the demo.",
+            f"Answer as Bob: {SAMPLE_REPLIES.get(settings.language, SAMPLE_REPLIES['en'])},"
+            " or anything else. Ctrl-D or Ctrl-C ends the demo.",
             "",
         ]
     )

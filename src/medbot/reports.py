@@ -105,12 +105,52 @@ def format_history(config: Config, cycles: Sequence[Cycle]) -> str:
     return _table(HISTORY_COLUMNS, history_rows(config, cycles))
 
 
+# CSV is read by programs, so times are ISO 8601 with their offset and the delay is in
+# whole seconds, unlike the table for people.
+HISTORY_CSV_COLUMNS = (
+    "due_local",
+    "due_utc",
+    "patient_id",
+    "medication_id",
+    "medication",
+    "outcome",
+    "asks_sent",
+    "answered_at_utc",
+    "response_delay_s",
+)
+
+
 def history_csv(config: Config, cycles: Sequence[Cycle]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(HISTORY_COLUMNS)
-    writer.writerows(history_rows(config, cycles))
+    writer.writerow(HISTORY_CSV_COLUMNS)
+    for cycle in cycles:
+        patient = config.patient(cycle.key.patient_id)
+        zone = patient.zone if patient is not None else config.default_zone
+        writer.writerow(
+            (
+                cycle.key.due_at.astimezone(zone).isoformat(),
+                _iso_utc(cycle.key.due_at),
+                cycle.key.patient_id,
+                cycle.key.medication_id,
+                _medication_name(patient, cycle.key.medication_id),
+                cycle.phase.value,
+                cycle.asks_sent,
+                _iso_utc(cycle.answered_at) if cycle.answered_at else "",
+                _delay_seconds(cycle),
+            )
+        )
     return buffer.getvalue()
+
+
+def _iso_utc(instant: datetime) -> str:
+    return instant.isoformat().replace("+00:00", "Z")
+
+
+def _delay_seconds(cycle: Cycle) -> str:
+    if cycle.answered_at is None or cycle.first_asked_at is None:
+        return ""
+    return str(max(0, round((cycle.answered_at - cycle.first_asked_at).total_seconds())))
 
 
 def _selected(config: Config, patient_id: str | None) -> tuple[Patient, ...]:

@@ -64,6 +64,20 @@ async def test_send_prints_local_time() -> None:
     assert output.getvalue() == "[20:00 CET] medbot -> Bob: Hi\n"
 
 
+async def test_caregiver_alert_names_recipient() -> None:
+    output = io.StringIO()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    transport = ConsoleTransport(PATIENTS, FakeClock(T0), input_fd=devnull, output=output)
+    await transport.start(lambda message: asyncio.sleep(0))
+    alert = OutgoingMessage(
+        "bob/x/caregiver-alert", "bob", "carol@example.org", MessageKind.CAREGIVER_ALERT, "!", T0
+    )
+    await transport.send(alert)
+    await transport.stop()
+    os.close(devnull)
+    assert output.getvalue() == "[20:00 CET] medbot -> carol@example.org: !\n"
+
+
 async def test_bare_line_first_patient() -> None:
     received = await read_lines(b"yes\n")
     assert [m.sender for m in received] == ["bob@example.org"]

@@ -66,11 +66,17 @@ class ConsoleTransport:
             self._tasks.append(asyncio.create_task(self._read_file()))
 
     async def send(self, message: OutgoingMessage) -> None:
-        """Print ``message`` with the time and the name of its patient."""
+        """Print ``message`` with the time and the name of its recipient.
+
+        A message to the patient shows the patient's name; one to anybody else, such as
+        a caregiver alert, shows the recipient's address, so nobody mistakes it for a
+        message the patient received.
+        """
         if not self._running:
             raise TransportUnavailable("the console transport is stopped")
         patient = self._patient(message.patient_id)
-        name = patient.name if patient is not None else message.recipient
+        to_patient = patient is not None and message.recipient == patient.address
+        name = patient.name if to_patient and patient is not None else message.recipient
         zone = patient.zone if patient is not None else None
         stamp = self._clock.now().astimezone(zone).strftime("%H:%M %Z")
         stream = self._stream()
