@@ -197,6 +197,24 @@ class StoreContract:
         assert await store.last_due("bob", "insulin") == DUE + timedelta(days=2)
         assert await store.last_due("bob", "unknown") is None
 
+    async def test_last_dues_all_medications(self, store: Store) -> None:
+        cycles = [
+            make_cycle(due=DUE),
+            make_cycle(due=DUE + timedelta(days=2)),
+            make_cycle(medication="aspirin", due=DUE + timedelta(days=9)),
+            make_cycle(patient="alice", due=DUE - timedelta(days=1)),
+        ]
+        await store.commit([Change(cycles=cycles)])
+        expected = {
+            ("bob", "insulin"): DUE + timedelta(days=2),
+            ("bob", "aspirin"): DUE + timedelta(days=9),
+            ("alice", "insulin"): DUE - timedelta(days=1),
+        }
+        assert await store.last_dues() == expected
+
+    async def test_last_dues_empty_store(self, store: Store) -> None:
+        assert await store.last_dues() == {}
+
     # --- History -------------------------------------------------------------------------
 
     async def test_history_order_and_range(self, store: Store) -> None:

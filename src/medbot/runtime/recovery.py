@@ -95,10 +95,13 @@ async def materialise(
     changed = changed or {}
     cycles: list[Cycle] = []
     latest_due: dict[MedicationKey, datetime] = {}
+    # One query for every medication: a query per medication costs a round trip to the
+    # store's worker thread each, which dominates a start with many patients.
+    stored_last_due = await store.last_dues()
     for patient in config.patients:
         for medication in patient.medications:
             key = (patient.id, medication.id)
-            last = await store.last_due(*key)
+            last = stored_last_due.get(key)
             if key in changed:
                 dues = _first_after_change(patient, medication, last, changed[key], now)
             else:

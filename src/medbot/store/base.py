@@ -52,6 +52,12 @@ class Store(Protocol):
     async def last_due(self, patient_id: str, medication_id: str) -> datetime | None:
         """Return the latest due time of any cycle of this medication, or None."""
 
+    async def last_dues(self) -> dict[tuple[str, str], datetime]:
+        """Return the latest due time of every medication that has a cycle.
+
+        Keys are ``(patient id, medication id)``; a medication without cycles is absent.
+        """
+
     async def is_inbound_processed(self, inbound_id: str) -> bool: ...
 
     async def pending_outbox(self, limit: int | None = None) -> list[OutboxEntry]:

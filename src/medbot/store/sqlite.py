@@ -291,6 +291,11 @@ class SqliteStore:
         rows = await self._fetch("read last due time from", statement, parameters, _first)
         return _decode_optional(rows[0]) if rows else None
 
+    async def last_dues(self) -> dict[tuple[str, str], datetime]:
+        """Return the latest due time of every medication that has a cycle, in one query."""
+        rows = await self._fetch("read due times from", schema.SELECT_LAST_DUES, (), _last_due)
+        return dict(rows)
+
     async def is_inbound_processed(self, inbound_id: str) -> bool:
         """Return whether a commit has recorded this inbound message id."""
         statement = schema.SELECT_INBOUND
@@ -456,6 +461,10 @@ def _outbox_entry(_cursor: sqlite3.Cursor, row: _Row) -> OutboxEntry:
         first_attempt_at=_decode_optional(row[7]),
         delivered_at=_decode_optional(row[8]),
     )
+
+
+def _last_due(_cursor: sqlite3.Cursor, row: _Row) -> tuple[tuple[str, str], datetime]:
+    return (row[0], row[1]), _decode_time(row[2])
 
 
 def _first(_cursor: sqlite3.Cursor, row: _Row) -> Any:

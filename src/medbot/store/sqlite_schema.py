@@ -100,6 +100,8 @@ SELECT_CYCLES = f"SELECT {CYCLE_COLUMNS} FROM cycles"
 SELECT_OPEN_CYCLES = f"{SELECT_CYCLES} WHERE phase IN ({_OPEN_PHASES}) ORDER BY next_at, dose_id"
 SELECT_CYCLE = f"{SELECT_CYCLES} WHERE dose_id = ?"
 SELECT_LAST_DUE = "SELECT max(due_at) FROM cycles WHERE patient_id = ? AND medication_id = ?"
+# The cycles_by_medication index lets this run as one scan without a sort.
+SELECT_LAST_DUES = "SELECT patient_id, medication_id, max(due_at) FROM cycles GROUP BY 1, 2"
 SELECT_HISTORY = f"{SELECT_CYCLES} WHERE due_at >= ? AND due_at < ? ORDER BY due_at, dose_id"
 SELECT_PATIENT_HISTORY = (
     f"{SELECT_CYCLES} WHERE patient_id = ? AND due_at >= ? AND due_at < ?"
