@@ -124,14 +124,18 @@ class DoseKey:
     patient_id: str
     medication_id: str
     due_at: datetime
+    # The id, formatted once: the runtime reads it many times per dose.
+    _id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _require_utc(self.due_at, "due_at")
+        text = f"{self.patient_id}/{self.medication_id}/{self.due_at:%Y%m%dT%H%M%SZ}"
+        object.__setattr__(self, "_id", text)
 
     @property
     def id(self) -> str:
         """Stable text id, used as the primary key and inside message ids."""
-        return f"{self.patient_id}/{self.medication_id}/{self.due_at:%Y%m%dT%H%M%SZ}"
+        return self._id
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ the dispatcher.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -50,6 +51,12 @@ EXIT_FAILURE = 1
 
 # Unknown senders are logged at most once per this many seconds.
 _UNKNOWN_SENDER_LOG_INTERVAL = 60.0
+
+# Doses that fall due together mostly share a few (schedule, zone, due) triples, so the
+# next dose of a whole herd is computed a few times instead of once per dose. Schedules
+# and zones are immutable and hashable, and the cache keeps at most this many results.
+_NEXT_OCCURRENCE_CACHE_SIZE = 4096
+_next_occurrence = functools.lru_cache(maxsize=_NEXT_OCCURRENCE_CACHE_SIZE)(next_occurrence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +107,9 @@ class Service:
         self._heap = TimerHeap()
         self._lock = asyncio.Lock()
         self._cycles: dict[str, Cycle] = {}
-        self._by_patient: dict[str, set[str]] = defaultdict(set)
+        # A list per patient, because a set costs 216 bytes even for the one or two open
+        # doses a patient usually has.
+        self._by_patient: dict[str, list[str]] = {}
         self._latest_due: dict[MedicationKey, datetime] = {}
         self._stop_requested = asyncio.Event()
         self._started = asyncio.Event()
@@ -272,6 +281,10 @@ class Service:
             if earliest is not None and earliest <= self._clock.now():
                 async with self._lock:
                     await self._run_due_batch()
+                # Let the dispatcher take this batch's messages before the next batch is
+                # computed, so a large herd's first asks go out batch by batch rather
+                # than after the last batch is committed.
+                await asyncio.sleep(0)
                 continue
             sleeper = None
             if earliest is not None:
@@ -314,7 +327,7 @@ class Service:
     ) -> None:
         """Add the SCHEDULED cycle of the dose after ``after`` unless it already exists."""
         key = (patient.id, medication.id)
-        due = next_occurrence(medication.schedule, patient.zone, after)
+        due = _next_occurrence(medication.schedule, patient.zone, after)
         latest = batch.latest_due.get(key) or self._latest_due.get(key)
         if latest is not None and due <= latest:
             return
@@ -389,7 +402,7 @@ class Service:
         """Pick the open dose a reply sent at ``sent_at`` answers; see ``routing``."""
         ranks = {medication.id: rank for rank, medication in enumerate(patient.medications)}
         candidates = []
-        for dose_id in self._by_patient.get(patient.id, ()):
+        for dose_id in tuple(self._by_patient.get(patient.id, ())):
             cycle = self._cycles[dose_id]
             medication = patient.medication(cycle.key.medication_id)
             if cycle.phase is not Phase.ASKING or medication is None:
@@ -435,20 +448,31 @@ class Service:
 
     def _track(self, cycle: Cycle) -> None:
         """Keep an open cycle in memory with its timer armed; forget a closed one."""
-        patient_doses = self._by_patient[cycle.key.patient_id]
+        dose_id = cycle.id
+        patient_id = cycle.key.patient_id
         if cycle.phase.is_open:
-            self._cycles[cycle.id] = cycle
-            patient_doses.add(cycle.id)
+            self._cycles[dose_id] = cycle
+            patient_doses = self._by_patient.setdefault(patient_id, [])
+            if dose_id not in patient_doses:
+                patient_doses.append(dose_id)
             if cycle.next_at is not None:
-                self._heap.arm(cycle.id, cycle.next_at)
+                self._heap.arm(dose_id, cycle.next_at)
             else:
-                self._heap.disarm(cycle.id)
+                self._heap.disarm(dose_id)
             return
-        self._cycles.pop(cycle.id, None)
-        patient_doses.discard(cycle.id)
-        self._heap.disarm(cycle.id)
+        self._cycles.pop(dose_id, None)
+        self._forget_patient_dose(patient_id, dose_id)
+        self._heap.disarm(dose_id)
         if self._on_closed is not None:
             self._on_closed(cycle)
+
+    def _forget_patient_dose(self, patient_id: str, dose_id: str) -> None:
+        patient_doses = self._by_patient.get(patient_id)
+        if patient_doses is None or dose_id not in patient_doses:
+            return
+        patient_doses.remove(dose_id)
+        if not patient_doses:
+            del self._by_patient[patient_id]
 
     def _lookup(self, cycle: Cycle) -> tuple[Patient, Medication] | None:
         patient = self._config.patient(cycle.key.patient_id)
