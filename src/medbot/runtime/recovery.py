@@ -7,6 +7,7 @@ asks late inside the late window and records the rest as missed.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -16,10 +17,16 @@ from datetime import datetime, timedelta
 from medbot.config import Config
 from medbot.core import conversation
 from medbot.core.models import Cycle, DoseKey, Medication, Patient, Phase
-from medbot.core.schedule import next_occurrence, occurrences
+from medbot.core.schedule import next_occurrence as _uncached_next_occurrence
+from medbot.core.schedule import occurrences
 from medbot.store.base import Store
 
 log = logging.getLogger(__name__)
+
+# Many medications share a schedule, a zone and the instant after which the next dose is
+# wanted (``now`` at start, the due time of a herd's doses later), so the same next dose
+# would be computed again and again. Schedules and zones are immutable and hashable.
+next_occurrence = functools.lru_cache(maxsize=4096)(_uncached_next_occurrence)
 
 MedicationKey = tuple[str, str]  # (patient id, medication id)
 

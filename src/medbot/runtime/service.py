@@ -9,7 +9,6 @@ the dispatcher.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections import defaultdict
@@ -30,7 +29,6 @@ from medbot.core.models import (
     Phase,
     Transition,
 )
-from medbot.core.schedule import next_occurrence
 from medbot.errors import MedbotError, StoreError, TransportFatal
 from medbot.runtime.clock import Clock
 from medbot.runtime.dispatcher import Dispatcher, RetryPolicy, message_ref
@@ -38,6 +36,7 @@ from medbot.runtime.recovery import (
     CatchUpLimits,
     MedicationKey,
     materialise,
+    next_occurrence,
     outdated_doses,
 )
 from medbot.runtime.timers import TimerHeap
@@ -51,12 +50,6 @@ EXIT_FAILURE = 1
 
 # Unknown senders are logged at most once per this many seconds.
 _UNKNOWN_SENDER_LOG_INTERVAL = 60.0
-
-# Doses that fall due together mostly share a few (schedule, zone, due) triples, so the
-# next dose of a whole herd is computed a few times instead of once per dose. Schedules
-# and zones are immutable and hashable, and the cache keeps at most this many results.
-_NEXT_OCCURRENCE_CACHE_SIZE = 4096
-_next_occurrence = functools.lru_cache(maxsize=_NEXT_OCCURRENCE_CACHE_SIZE)(next_occurrence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,17 +164,15 @@ class Service:
         await self._store.open()
         self._store_open = True
         log.info("starting with %d patient(s)", len(self._config.patients))
-        changed = await self._drop_outdated()
-        await self._materialise(changed)
-        for cycle in await self._store.load_open_cycles():
-            if self._lookup(cycle) is None:
-                log.warning(
-                    "an open dose of patient %s is no longer configured; left as it is (%s)",
-                    cycle.key.patient_id,
-                    message_ref(cycle.id),
-                )
-                continue
+        stored = await self._store.load_open_cycles()
+        outdated = await self._drop_outdated(stored)
+        planned = await self._materialise(_replaced_dues(outdated))
+        self._track_loaded(stored, outdated)
+        # The planned cycles are tracked as built rather than read back from the store,
+        # which saves decoding every row again and shares the ids with the config.
+        for cycle in planned:
             self._track(cycle)
+        del stored, planned
         self._transport_started = True
         await self._transport.start(self.on_inbound)
         async with self._lock:
@@ -190,30 +181,38 @@ class Service:
         log.info("started: %d open dose(s)", len(self._cycles))
         self._started.set()
 
-    async def _drop_outdated(self) -> dict[MedicationKey, datetime]:
-        """Delete planned doses that the edited configuration no longer produces.
+    async def _drop_outdated(self, stored: list[Cycle]) -> list[Cycle]:
+        """Delete the planned doses that the edited configuration no longer produces."""
+        outdated = outdated_doses(self._config, stored)
+        if outdated:
+            await self._store.commit([Change(unscheduled=[cycle.id for cycle in outdated])])
+            log.info("removed %d dose(s) that the configuration no longer schedules", len(outdated))
+        return outdated
 
-        Returns, for each medication whose schedule or zone changed, the earliest due time
-        that was deleted, from which ``materialise`` starts the new schedule instead of
-        catching up on occurrences of the new schedule that were never planned.
-        """
-        outdated = outdated_doses(self._config, await self._store.load_open_cycles())
-        if not outdated:
-            return {}
-        await self._store.commit([Change(unscheduled=[cycle.id for cycle in outdated])])
-        log.info("removed %d dose(s) that the configuration no longer schedules", len(outdated))
-        replaced: dict[MedicationKey, datetime] = {}
-        for cycle in sorted(outdated, key=lambda cycle: cycle.key.due_at, reverse=True):
-            replaced[(cycle.key.patient_id, cycle.key.medication_id)] = cycle.key.due_at
-        return replaced
-
-    async def _materialise(self, changed: dict[MedicationKey, datetime]) -> None:
+    async def _materialise(self, changed: dict[MedicationKey, datetime]) -> tuple[Cycle, ...]:
+        """Store the cycles every medication needs now and return them."""
         result = await materialise(
             self._config, self._store, self._clock.now(), self._options.catch_up, changed
         )
         if result.cycles:
             await self._store.commit([Change(cycles=result.cycles)])
         self._latest_due = dict(result.latest_due)
+        return result.cycles
+
+    def _track_loaded(self, stored: list[Cycle], outdated: list[Cycle]) -> None:
+        """Track the open cycles read at start, except those just deleted as outdated."""
+        deleted = {cycle.id for cycle in outdated}
+        for cycle in stored:
+            if cycle.id in deleted:
+                continue
+            if self._lookup(cycle) is None:
+                log.warning(
+                    "an open dose of patient %s is no longer configured; left as it is (%s)",
+                    cycle.key.patient_id,
+                    message_ref(cycle.id),
+                )
+                continue
+            self._track(cycle)
 
     async def _recover(self) -> None:
         """Feed every timer that came due while the bot was stopped to the core.
@@ -327,7 +326,7 @@ class Service:
     ) -> None:
         """Add the SCHEDULED cycle of the dose after ``after`` unless it already exists."""
         key = (patient.id, medication.id)
-        due = _next_occurrence(medication.schedule, patient.zone, after)
+        due = next_occurrence(medication.schedule, patient.zone, after)
         latest = batch.latest_due.get(key) or self._latest_due.get(key)
         if latest is not None and due <= latest:
             return
@@ -482,6 +481,18 @@ class Service:
         if medication is None:
             return None
         return patient, medication
+
+
+def _replaced_dues(outdated: list[Cycle]) -> dict[MedicationKey, datetime]:
+    """Return, per medication, the earliest due time among its deleted outdated doses.
+
+    ``materialise`` starts an edited schedule from there instead of catching up on
+    occurrences of the new schedule that were never planned.
+    """
+    replaced: dict[MedicationKey, datetime] = {}
+    for cycle in sorted(outdated, key=lambda cycle: cycle.key.due_at, reverse=True):
+        replaced[(cycle.key.patient_id, cycle.key.medication_id)] = cycle.key.due_at
+    return replaced
 
 
 def _bare_address(address: str) -> str:
