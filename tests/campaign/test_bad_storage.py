@@ -32,7 +32,5 @@ def test_full_disk_sends_nothing_twice(section: dict[str, Any]) -> None:
     assert "full-disk: error names the full disk" not in failures
 
 
-@pytest.mark.xfail(reason="on a full disk the runtime logs the StoreError as a traceback, twice",
-                   strict=False)
 def test_full_disk_error_without_traceback(section: dict[str, Any]) -> None:
     assert "full-disk: no traceback" not in failed_checks(section, include_known=True)
