@@ -26,6 +26,7 @@ class OutboxRow:
     created_at: datetime
     attempts: int
     delivered: bool
+    superseded: bool  # taken out unsent, because its dose closed or a newer ask replaced it
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +53,13 @@ def read_outbox(path: Path) -> list[OutboxRow]:
     """Return every outbox row, in insertion order."""
     query = (
         "SELECT message_id, patient_id, kind, body, created_at, attempts,"
-        " delivered_at IS NOT NULL FROM outbox ORDER BY rowid"
+        " delivered_at IS NOT NULL, superseded FROM outbox ORDER BY rowid"
     )
     with closing(_connect(path)) as connection:
         rows = connection.execute(query).fetchall()
     return [
         OutboxRow(row[0], row[1], row[2], row[3], _EPOCH + timedelta(microseconds=row[4]),
-                  row[5], bool(row[6]))
+                  row[5], bool(row[6]), bool(row[7]))
         for row in rows
     ]
 

@@ -104,10 +104,7 @@ async def server_campaign(result: SectionResult, campaign: Campaign, root: Path)
     result.check("bot stops cleanly with SIGTERM", code == 0, f"exit code {code}")
     # The bot itself never stopped, so every dose must be asked; a message committed
     # while the server was away may arrive after its late window.
-    known = KNOWN_DEFECTS | {
-        "bursts": "after a server outage, every ask queued for a dose is delivered at once",
-    }
-    check_run(result, run, ignored=frozenset({"stale_asks"}), known_defects=known)
+    check_run(result, run, ignored=frozenset({"stale_asks"}), known_defects=KNOWN_DEFECTS)
     _check_recovery(result, run, outages)
     collect_evidence(campaign, run)
 

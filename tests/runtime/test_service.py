@@ -14,11 +14,12 @@ from medbot.core.models import (
     DailySchedule,
     InboundMessage,
     Medication,
+    OutgoingMessage,
     Patient,
     Phase,
     utc,
 )
-from medbot.errors import StoreError
+from medbot.errors import StoreError, TransportUnavailable
 from medbot.runtime.dispatcher import RetryPolicy
 from medbot.runtime.service import Service, ServiceOptions
 from medbot.store.base import Change
@@ -436,3 +437,50 @@ async def test_offline_reply_after_window_ignored(harness: Harness) -> None:
     transport = await harness.start(OfflineTransport([offline]))
     assert await harness.phase() is Phase.MISSED
     assert "praise" not in transport.suffixes()
+
+
+# --- Obsolete asks ----------------------------------------------------------------------
+
+
+class SwitchableTransport(RecordingTransport):
+    """Fails every send while ``available`` is False, as during a server outage."""
+
+    available = True
+
+    async def send(self, message: OutgoingMessage) -> None:
+        if not self.available:
+            raise TransportUnavailable("server unreachable (test)")
+        await super().send(message)
+
+
+async def advance_during_outage(harness: Harness, delta: timedelta) -> None:
+    # Harness.advance waits until the service is idle, which it never is while every
+    # send fails, so this only gives the timer loop time to commit.
+    harness.clock.advance(delta)
+    await asyncio.sleep(0.1)
+
+
+async def test_outage_sends_latest_ask_only(harness: Harness) -> None:
+    transport = SwitchableTransport()
+    transport.available = False
+    await harness.start(transport)
+    await advance_during_outage(harness, timedelta(minutes=1))
+    await advance_during_outage(harness, timedelta(minutes=20))
+    transport.available = True
+    await eventually(lambda: len(transport.sent) == 1)
+    await harness.settle()
+    assert transport.suffixes() == ["reask-2"]
+
+
+async def test_closed_dose_pending_ask_dropped(harness: Harness) -> None:
+    transport = SwitchableTransport()
+    transport.available = False
+    await harness.start(transport)
+    await advance_during_outage(harness, timedelta(minutes=1))
+    assert transport.handler is not None
+    await transport.handler(InboundMessage("bob@example.org", "yes", harness.clock.now(), "m1"))
+    transport.available = True
+    await eventually(lambda: len(transport.sent) >= 1)
+    await harness.settle()
+    assert transport.suffixes() == ["praise"]
+    assert await harness.phase() is Phase.TAKEN

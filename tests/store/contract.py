@@ -318,6 +318,20 @@ class StoreContract:
 
     # --- Inbound ids ---------------------------------------------------------------------
 
+    async def test_mark_superseded_leaves_pending(self, store: Store) -> None:
+        cycle = make_cycle()
+        old, sent = make_message(cycle.id, "ask-1"), make_message(cycle.id, "praise")
+        await store.commit([Change(messages=[old, sent])])
+        await store.mark_delivered([sent.message_id], DUE)
+        await store.mark_superseded([old.message_id, sent.message_id], DUE + MICRO)
+        assert await store.pending_outbox() == []
+        found = await store.outbox_for_dose(cycle.id)
+        entries = {entry.message.message_id: entry for entry in found}
+        assert entries[old.message_id].superseded is True
+        assert entries[old.message_id].delivered_at == DUE + MICRO
+        assert entries[sent.message_id].superseded is False
+        assert entries[sent.message_id].delivered_at == DUE
+
     async def test_inbound_recorded_once(self, store: Store) -> None:
         assert not await store.is_inbound_processed("msg-1")
         await store.commit([Change(inbound_ids=["msg-1"])])

@@ -470,3 +470,28 @@ def test_read_only_directory_new_file(tmp_path: Path) -> None:
         directory.chmod(0o700)
     assert "read-only" in output
     assert not (directory / "medbot.db").exists()
+
+
+async def test_read_only_file_system_named(tmp_path: Path) -> None:
+    mount_point = tmp_path / "mnt"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        database = mount_point / "medbot.sqlite3"
+        store = SqliteStore(database)
+        await store.open()
+        await store.close()
+        subprocess.run(["mount", "-o", "remount,ro", str(mount_point)], check=True)
+
+        with pytest.raises(StoreError) as caught:
+            await SqliteStore(database).open()
+        assert "read-only file system" in str(caught.value)
+        assert "chmod" not in str(caught.value)
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=False)

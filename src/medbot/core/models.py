@@ -214,7 +214,8 @@ class OutboxEntry:
     message: OutgoingMessage
     attempts: int = 0
     first_attempt_at: datetime | None = None
-    delivered_at: datetime | None = None
+    delivered_at: datetime | None = None  # when it left the outbox, sent or superseded
+    superseded: bool = False  # left unsent: its dose closed or a newer ask replaced it
 
 
 def utc(

@@ -77,6 +77,7 @@ class Dispatcher:
         max_in_flight: int = 64,
         batch_size: int = 5000,
         on_fatal: Callable[[TransportFatal], None] | None = None,
+        is_superseded: Callable[[OutgoingMessage], bool] | None = None,
     ) -> None:
         self._store = store
         self._transport = transport
@@ -85,6 +86,7 @@ class Dispatcher:
         self._max_in_flight = max_in_flight
         self._batch_size = batch_size
         self._on_fatal = on_fatal
+        self._is_superseded = is_superseded
         self._queue: deque[OutgoingMessage] = deque()
         self._queued_ids: set[str] = set()
         self._failed_unexpectedly: set[str] = set()
@@ -144,8 +146,8 @@ class Dispatcher:
                 self._idle.set()
                 self._ready.clear()
                 await self._ready.wait()
-            batch = self._take_batch()
-            failed = await self._deliver(batch)
+            batch = await self._drop_superseded(self._take_batch())
+            failed = await self._deliver(batch) if batch else []
             if not failed:
                 failures = 0
                 continue
@@ -156,6 +158,25 @@ class Dispatcher:
     def _take_batch(self) -> list[OutgoingMessage]:
         count = min(self._batch_size, len(self._queue))
         return [self._queue.popleft() for _ in range(count)]
+
+    async def _drop_superseded(self, batch: list[OutgoingMessage]) -> list[OutgoingMessage]:
+        """Take obsolete asks out of ``batch`` and mark them superseded in the store.
+
+        An ask that waited through an outage or a restart while its dose closed, or while
+        a newer ask of the same dose was committed, is not sent: a burst of stale asks
+        could prompt a second dose.
+        """
+        if self._is_superseded is None:
+            return batch
+        dropped = [message for message in batch if self._is_superseded(message)]
+        if not dropped:
+            return batch
+        await self._store.mark_superseded([m.message_id for m in dropped], self._clock.now())
+        for message in dropped:
+            self._queued_ids.discard(message.message_id)
+        log.info("dropped %d superseded ask(s), first %s", len(dropped), describe(dropped[0]))
+        dropped_ids = {m.message_id for m in dropped}
+        return [m for m in batch if m.message_id not in dropped_ids]
 
     def _requeue_front(self, failed: list[OutgoingMessage]) -> None:
         self._queue.extendleft(reversed(failed))

@@ -119,6 +119,7 @@ class Service:
             retry=self._options.retry,
             max_in_flight=self._options.max_in_flight,
             on_fatal=self._fail_fatally,
+            is_superseded=self._is_superseded,
         )
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -237,7 +238,7 @@ class Service:
         for task in done & {timers, sender}:
             error = None if task.cancelled() else task.exception()
             if isinstance(error, MedbotError):
-                # An expected failure such as a full disk: its message says what to do.
+                # An expected failure such as a full disk: its message names the fix.
                 log.error("task %s failed: %s; stopping", task.get_name(), error)
                 self._exit_code = EXIT_FAILURE
             elif error is not None:
@@ -263,6 +264,21 @@ class Service:
             await asyncio.wait_for(self._dispatcher.wait_idle(), self._options.drain_timeout)
         except TimeoutError:
             log.warning("stopping with undelivered messages; they are sent after the next start")
+
+    def _is_superseded(self, message: OutgoingMessage) -> bool:
+        """Tell whether an ask is obsolete: its dose closed, or a newer ask was committed.
+
+        Only asks and re-asks can be obsolete. Praise, give-up and other messages report
+        something that happened, so they are always sent.
+        """
+        if message.kind not in (MessageKind.ASK, MessageKind.REASK):
+            return False
+        dose_id, _, suffix = message.message_id.rpartition("/")
+        cycle = self._cycles.get(dose_id)
+        if cycle is None or cycle.phase is not Phase.ASKING:
+            return True
+        number = suffix.rpartition("-")[2]
+        return number.isdigit() and int(number) < cycle.asks_sent
 
     def _fail_fatally(self, error: TransportFatal) -> None:
         log.error("the transport cannot continue (%s); stopping", error)

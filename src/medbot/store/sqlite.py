@@ -250,6 +250,12 @@ class SqliteStore:
         rows = [(encoded, message_id) for message_id in message_ids]
         await self._write("mark delivered in", [(schema.MARK_DELIVERED, rows)])
 
+    async def mark_superseded(self, message_ids: Sequence[str], at: datetime) -> None:
+        """Take undelivered messages out of the outbox unsent, marked superseded."""
+        encoded = _encode_time(at)
+        rows = [(encoded, message_id) for message_id in message_ids]
+        await self._write("mark superseded in", [(schema.MARK_SUPERSEDED, rows)])
+
     async def _write(self, operation: str, batches: Sequence[_Batch]) -> None:
         """Run ``batches`` in one IMMEDIATE transaction; roll back and raise on any error.
 
@@ -460,6 +466,7 @@ def _outbox_entry(_cursor: sqlite3.Cursor, row: _Row) -> OutboxEntry:
         attempts=row[6],
         first_attempt_at=_decode_optional(row[7]),
         delivered_at=_decode_optional(row[8]),
+        superseded=bool(row[9]),
     )
 
 
@@ -495,6 +502,11 @@ def _check_writable(path: Path) -> None:
     SQLite would open a read-only file read-only and fail only at the first write, and
     WAL mode must be able to create two files next to the database.
     """
+    if _on_read_only_file_system(path):
+        raise StoreError(
+            f"database file {path} is on a read-only file system; remount it read-write"
+            " or set bot.database to a path on a writable file system"
+        )
     if not os.access(path, os.W_OK):
         raise StoreError(
             f"database file {path} is read-only for this user; make it writable"
@@ -505,6 +517,13 @@ def _check_writable(path: Path) -> None:
             f"directory {path.parent} of database {path} is read-only for this user;"
             " make it writable, because SQLite creates the -wal and -shm files there"
         )
+
+
+def _on_read_only_file_system(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _warn_loose_modes(path: Path) -> None:

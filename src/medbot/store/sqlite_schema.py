@@ -71,7 +71,14 @@ _STEP_2 = (
     "ALTER TABLE cycles ADD COLUMN snoozed INTEGER NOT NULL DEFAULT 0 CHECK (snoozed IN (0, 1))",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_STEP_1, _STEP_2)
+# An ask that left the outbox unsent, because the dose closed or a newer ask of the same
+# dose replaced it, is marked superseded; delivered_at then records when it left.
+_STEP_3 = (
+    "ALTER TABLE outbox ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0"
+    " CHECK (superseded IN (0, 1))",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_STEP_1, _STEP_2, _STEP_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- Statements --------------------------------------------------------------------------
@@ -125,7 +132,7 @@ DELETE_SCHEDULED = f"DELETE FROM cycles WHERE dose_id = ? AND phase = '{Phase.SC
 
 OUTBOX_COLUMNS = (
     "message_id, patient_id, recipient, kind, body, created_at,"
-    " attempts, first_attempt_at, delivered_at"
+    " attempts, first_attempt_at, delivered_at, superseded"
 )
 # LIMIT -1 means no limit in SQLite.
 SELECT_PENDING = (
@@ -143,6 +150,10 @@ MARK_ATTEMPTED = """
     UPDATE outbox
     SET attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, ?)
     WHERE message_id = ?
+"""
+MARK_SUPERSEDED = """
+    UPDATE outbox SET delivered_at = coalesce(delivered_at, ?), superseded = 1
+    WHERE message_id = ? AND delivered_at IS NULL
 """
 MARK_DELIVERED = """
     UPDATE outbox SET delivered_at = coalesce(delivered_at, ?) WHERE message_id = ?
