@@ -26,7 +26,7 @@ class OutboxRow:
     created_at: datetime
     attempts: int
     delivered: bool
-    superseded: bool  # taken out unsent, because its dose closed or a newer ask replaced it
+    superseded: bool  # taken out unsent: the patient answered, or a newer ask replaced it
 
 
 @dataclass(frozen=True, slots=True)

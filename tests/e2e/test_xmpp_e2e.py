@@ -182,6 +182,15 @@ def praise_texts(language: str, name: str) -> set[str]:
     return {wording.fill(catalog.gettext(template), values) for template in templates}
 
 
+async def wait_for_kind(patient: ChatClient, kind: str, timeout: float) -> None:
+    """Wait until a message whose id ends in ``kind`` (such as "give-up") arrived."""
+    deadline = time.monotonic() + timeout
+    while kind not in kinds(patient.received):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {kind} within {timeout} s: {kinds(patient.received)}")
+        await asyncio.sleep(0.1)
+
+
 async def settle(seconds: float) -> None:
     """Let time pass in which nothing more should arrive."""
     await asyncio.sleep(seconds)
@@ -358,11 +367,17 @@ async def test_prosody_restart_mid_cycle(
     restarted_wall = datetime.now()
 
     async with ChatClient(server, "patient1") as patient:
-        await patient.wait_for_count(3, INTERVAL * 3 + 10)
+        await patient.wait_for_count(2, INTERVAL * 3 + 10)
+        await wait_for_kind(patient, "give-up", INTERVAL * 3 + 10)
         await settle(1)
 
     received = [first, *patient.received]
-    assert kinds(received) == ["ask-1", "reask-2", "reask-3", "give-up"]
+    # A re-ask committed while the server was away is superseded by the next one when
+    # the reconnect comes after it, so the patient never gets a burst of stale asks.
+    assert kinds(received) in (
+        ["ask-1", "reask-2", "reask-3", "give-up"],
+        ["ask-1", "reask-3", "give-up"],
+    )
     assert len({item.message_id for item in received}) == len(received)
     late = patient.received[0].monotonic - restarted
     reconnected = session_ready_times(bots[0].text())[-1] - restarted_wall

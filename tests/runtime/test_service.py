@@ -484,3 +484,16 @@ async def test_closed_dose_pending_ask_dropped(harness: Harness) -> None:
     await harness.settle()
     assert transport.suffixes() == ["praise"]
     assert await harness.phase() is Phase.TAKEN
+
+
+async def test_outage_past_give_up_asks_once(harness: Harness) -> None:
+    transport = SwitchableTransport()
+    transport.available = False
+    await harness.start(transport)
+    for minutes in (1, 20, 20, 20):
+        await advance_during_outage(harness, timedelta(minutes=minutes))
+    transport.available = True
+    await eventually(lambda: len(transport.sent) == 2)
+    await harness.settle()
+    assert transport.suffixes() == ["reask-3", "give-up"]
+    assert await harness.phase() is Phase.MISSED

@@ -215,7 +215,7 @@ class OutboxEntry:
     attempts: int = 0
     first_attempt_at: datetime | None = None
     delivered_at: datetime | None = None  # when it left the outbox, sent or superseded
-    superseded: bool = False  # left unsent: its dose closed or a newer ask replaced it
+    superseded: bool = False  # left unsent: the patient answered, or a newer ask replaced it
 
 
 def utc(

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import random
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from medbot.core.models import OutgoingMessage
@@ -77,7 +77,7 @@ class Dispatcher:
         max_in_flight: int = 64,
         batch_size: int = 5000,
         on_fatal: Callable[[TransportFatal], None] | None = None,
-        is_superseded: Callable[[OutgoingMessage], bool] | None = None,
+        is_superseded: Callable[[OutgoingMessage], Awaitable[bool]] | None = None,
     ) -> None:
         self._store = store
         self._transport = transport
@@ -162,13 +162,13 @@ class Dispatcher:
     async def _drop_superseded(self, batch: list[OutgoingMessage]) -> list[OutgoingMessage]:
         """Take obsolete asks out of ``batch`` and mark them superseded in the store.
 
-        An ask that waited through an outage or a restart while its dose closed, or while
-        a newer ask of the same dose was committed, is not sent: a burst of stale asks
-        could prompt a second dose.
+        An ask that waited through an outage or a restart while a newer ask of the same
+        dose was committed, or while the patient answered, is not sent: a burst of stale
+        asks could prompt a second dose.
         """
         if self._is_superseded is None:
             return batch
-        dropped = [message for message in batch if self._is_superseded(message)]
+        dropped = [message for message in batch if await self._is_superseded(message)]
         if not dropped:
             return batch
         await self._store.mark_superseded([m.message_id for m in dropped], self._clock.now())

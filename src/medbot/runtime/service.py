@@ -265,17 +265,22 @@ class Service:
         except TimeoutError:
             log.warning("stopping with undelivered messages; they are sent after the next start")
 
-    def _is_superseded(self, message: OutgoingMessage) -> bool:
-        """Tell whether an ask is obsolete: its dose closed, or a newer ask was committed.
+    async def _is_superseded(self, message: OutgoingMessage) -> bool:
+        """Tell whether an ask became obsolete while it waited to be sent.
 
-        Only asks and re-asks can be obsolete. Praise, give-up and other messages report
-        something that happened, so they are always sent.
+        It is obsolete when a newer ask of the same dose was committed, or when the
+        patient answered the dose. The latest ask of a dose that was given up meanwhile
+        still goes out, before the give-up, so the patient was asked at least once.
+        Praise, give-up and other messages report something that happened, so they are
+        always sent.
         """
         if message.kind not in (MessageKind.ASK, MessageKind.REASK):
             return False
         dose_id, _, suffix = message.message_id.rpartition("/")
-        cycle = self._cycles.get(dose_id)
-        if cycle is None or cycle.phase is not Phase.ASKING:
+        cycle = self._cycles.get(dose_id) or await self._store.load_cycle(dose_id)
+        if cycle is None:
+            return False
+        if cycle.phase in (Phase.TAKEN, Phase.SKIPPED):
             return True
         number = suffix.rpartition("-")[2]
         return number.isdigit() and int(number) < cycle.asks_sent

@@ -71,8 +71,8 @@ class Store(Protocol):
     async def mark_superseded(self, message_ids: Sequence[str], at: datetime) -> None:
         """Take undelivered messages out of the outbox unsent, marked superseded.
 
-        Used for an ask whose dose closed, or which a newer ask of the same dose replaced,
-        while it waited: sending it late could prompt a second dose.
+        Used for an ask whose dose the patient answered, or which a newer ask of the same
+        dose replaced, while it waited: sending it late could prompt a second dose.
         """
 
     async def history(

@@ -71,8 +71,9 @@ _STEP_2 = (
     "ALTER TABLE cycles ADD COLUMN snoozed INTEGER NOT NULL DEFAULT 0 CHECK (snoozed IN (0, 1))",
 )
 
-# An ask that left the outbox unsent, because the dose closed or a newer ask of the same
-# dose replaced it, is marked superseded; delivered_at then records when it left.
+# An ask that left the outbox unsent, because the patient answered the dose or a newer
+# ask of the same dose replaced it, is marked superseded. delivered_at then records when
+# it left the outbox.
 _STEP_3 = (
     "ALTER TABLE outbox ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0"
     " CHECK (superseded IN (0, 1))",
