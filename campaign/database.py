@@ -1,8 +1,8 @@
 """Views of a bot database, for checks after a run.
 
 The campaign reads the SQLite file directly instead of through medbot's store, so a
-bug in the store cannot hide itself. It reads only after every bot process has exited;
-the connection is an ordinary one (not ``mode=ro``) because a read-only connection
+bug in the store cannot hide itself. It reads only after every bot process has exited.
+The connection is an ordinary one (not ``mode=ro``), because a read-only connection
 cannot open a WAL database whose shared-memory file is missing after a SIGKILL.
 """
 

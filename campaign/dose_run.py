@@ -214,9 +214,10 @@ def collect_evidence(campaign: Campaign, run: DoseRun) -> None:
 def _check_replies(result: SectionResult, run: DoseRun, cycles: list[CycleRow]) -> None:
     """Every "yes" sent while the bot was up, well inside the cycle, must mark a dose taken.
 
-    Usually that is the dose the patient meant. When a restart delayed an older dose's
-    re-ask until after the newer dose's ask, the bot applies the reply to the dose asked
-    last, as designed, so any dose of the patient answered right after the reply counts.
+    Usually that is the dose the patient meant. The bot routes a reply to the dose whose
+    latest ask came before the reply was written, and a restart can delay an older dose's
+    re-ask past a newer dose's ask. So any dose of the patient taken right after the reply
+    counts.
     """
     margin = timedelta(seconds=1)
     phases = {cycle.dose_id: cycle.phase for cycle in cycles}

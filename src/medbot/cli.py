@@ -142,8 +142,8 @@ def run(config_path: Path, log_level: str) -> None:
 
 async def _run_service(config: Config) -> int:
     clock = SystemClock()
-    # Only the default data directory is created; a configured path whose directory is
-    # missing is more likely a typo, which should fail with a clear error.
+    # Only the default data directory is created. A configured path in a missing
+    # directory is more likely a typo, so it fails with a clear error instead.
     store = SqliteStore(config.database, create_parent=config.database == default_database())
     service = Service(config, store, _build_transport(config, clock), clock)
     loop = asyncio.get_running_loop()

@@ -45,7 +45,7 @@ class CatchUpLimits:
 
     Only doses due within ``max_age`` before the restart are created, and at most the
     latest ``max_per_medication`` of them per medication. Older doses get no record at
-    all; a WARNING says how many were left out.
+    all, and a WARNING names the patient and the oldest due time that was kept.
     """
 
     max_age: timedelta = timedelta(days=7)
